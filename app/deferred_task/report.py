@@ -1,0 +1,66 @@
+"""What happened to each task of one run: the record tests, logs and metrics read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Outcome(StrEnum):
+    EXECUTED = "executed"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+    DISCARDED = "discarded"
+    FORGOTTEN = "forgotten"
+
+
+@dataclass(frozen=True, slots=True)
+class TaskResult:
+    name: str
+    priority: int
+    max_cost_seconds: float
+    outcome: Outcome
+    duration_seconds: float | None = None
+    """Measured time for executed and failed tasks; None for tasks that never started."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunReport:
+    """The fate of every task the runner held, in the order it was decided."""
+
+    results: tuple[TaskResult, ...] = ()
+    elapsed_seconds: float = 0.0
+    budget_seconds: float | None = None
+    """The effective budget of this run (budget and ceiling combined); None means unlimited."""
+
+    def _names(self, outcome: Outcome) -> tuple[str, ...]:
+        return tuple(r.name for r in self.results if r.outcome is outcome)
+
+    @property
+    def executed(self) -> tuple[str, ...]:
+        return self._names(Outcome.EXECUTED)
+
+    @property
+    def failed(self) -> tuple[str, ...]:
+        return self._names(Outcome.FAILED)
+
+    @property
+    def skipped(self) -> tuple[str, ...]:
+        return self._names(Outcome.SKIPPED)
+
+    @property
+    def discarded(self) -> tuple[str, ...]:
+        return self._names(Outcome.DISCARDED)
+
+    @property
+    def forgotten(self) -> tuple[str, ...]:
+        return self._names(Outcome.FORGOTTEN)
+
+    @property
+    def durations(self) -> tuple[tuple[str, float], ...]:
+        """(name, seconds) of each executed task, in execution order."""
+        return tuple(
+            (r.name, r.duration_seconds)
+            for r in self.results
+            if r.outcome is Outcome.EXECUTED and r.duration_seconds is not None
+        )

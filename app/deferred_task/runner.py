@@ -1,0 +1,220 @@
+"""Queue, order and budget: the whole of the deferred-task runner."""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, ClassVar
+
+from app.deferred_task.log import NOTICE, deferred_task_logger
+from app.deferred_task.report import Outcome, RunReport, TaskResult
+from app.deferred_task.task import DeferredTask, check_name, default_name
+
+if TYPE_CHECKING:
+    from loguru import Logger
+
+Clock = Callable[[], float]
+_Entry = tuple[int, int, DeferredTask]  # (-priority, sequence, task): heap order is the run order
+
+
+def check_budget(budget_seconds: object, *, parameter: str = "budget_seconds") -> float:
+    if isinstance(budget_seconds, bool) or not isinstance(budget_seconds, int | float):
+        raise TypeError(f"{parameter} must be a number of seconds, got {type(budget_seconds).__name__}")
+    if math.isnan(budget_seconds) or math.isinf(budget_seconds) or budget_seconds < 0:
+        raise ValueError(f"{parameter} must be a finite number >= 0 (0 = unlimited), got {budget_seconds!r}")
+    return float(budget_seconds)
+
+
+class DeferredTaskRunner:
+    """Holds one request's deferred tasks and runs them, highest priority first, within a budget.
+
+    One runner belongs to one request: the hook creates it when the request starts and calls
+    :meth:`run` once the server has sent the response. Not meant to be shared between threads.
+    """
+
+    PRIORITY_CRITICAL: ClassVar[int] = 100
+    PRIORITY_NORMAL: ClassVar[int] = 50
+    PRIORITY_LOW: ClassVar[int] = 10
+
+    def __init__(
+        self,
+        *,
+        enabled: bool = True,
+        budget_seconds: float = 10.0,
+        logger: Logger = deferred_task_logger,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        if not isinstance(enabled, bool):
+            raise TypeError(f"enabled must be a bool, got {type(enabled).__name__}")
+        self._enabled = enabled
+        self._budget_seconds = check_budget(budget_seconds)
+        self._logger = logger
+        self._clock = clock
+        self._queue: list[_Entry] = []
+        self._sequence = itertools.count()
+        self._forgotten: list[TaskResult] = []
+        self._running = False
+
+    @property
+    def enabled(self) -> bool:
+        """False means legacy mode: the hook runs tasks inline, before the response, unbudgeted."""
+        return self._enabled
+
+    @property
+    def budget_seconds(self) -> float:
+        return self._budget_seconds
+
+    def defer(
+        self,
+        task: Callable[[], object],
+        *,
+        max_cost_seconds: float,
+        priority: int = PRIORITY_NORMAL,
+        name: str | None = None,
+        always: bool = False,
+        unique: bool = False,
+    ) -> None:
+        """Queue ``task`` to run after the response.
+
+        ``max_cost_seconds`` is the worst case the budget relies on; ``always`` runs the task
+        even when the request failed; ``unique`` replaces an already queued task of that name.
+        """
+        if name is None:
+            if not callable(task):
+                raise TypeError(f"task must be a zero-argument callable, got {type(task).__name__}")
+            name = default_name(task)
+        item = DeferredTask(task, max_cost_seconds, priority, name, always)
+        if not isinstance(unique, bool):
+            raise TypeError(f"unique must be a bool, got {type(unique).__name__}")
+        if unique:
+            self._remove(name, "replaced by a later unique task of the same name")
+        heapq.heappush(self._queue, (-item.priority, next(self._sequence), item))
+
+    def forget(self, name: str) -> int:
+        """Cancel the queued tasks called ``name``; returns how many were cancelled."""
+        return self._remove(check_name(name), "forgotten")
+
+    def has_tasks(self) -> bool:
+        return bool(self._queue)
+
+    def pending(self) -> tuple[DeferredTask, ...]:
+        """The queued tasks in the order :meth:`run` would consider them."""
+        return tuple(entry[2] for entry in sorted(self._queue))
+
+    def run(self, *, ceiling_seconds: float | None = None, request_failed: bool = False) -> RunReport:
+        """Run every queued task, highest priority first, and report what became of each.
+
+        ``ceiling_seconds`` is the time the process may still spend on this request (a server's
+        hard timeout minus what the request used); the effective budget is the tighter of it and
+        the configured budget. With ``request_failed`` only tasks deferred with ``always=True``
+        run; the others are discarded and logged.
+        """
+        if self._running:
+            raise RuntimeError("run() is already running for this runner; tasks may defer(), not run()")
+        if not self._queue and not self._forgotten:
+            return RunReport(budget_seconds=self._effective_budget(ceiling_seconds))
+        limit = self._effective_budget(ceiling_seconds)
+        results = self._forgotten
+        self._forgotten = []
+        self._running = True
+        try:
+            elapsed = self._drain(results, math.inf if limit is None else limit, request_failed)
+        finally:
+            self._running = False
+        report = RunReport(results=tuple(results), elapsed_seconds=elapsed, budget_seconds=limit)
+        self._log_summary(report)
+        return report
+
+    def _effective_budget(self, ceiling_seconds: float | None) -> float | None:
+        """The spec's time-limit table: the tighter of budget and ceiling; 0 budget = no budget."""
+        if not self._enabled:
+            return None
+        budget = self._budget_seconds or None
+        if ceiling_seconds is None:
+            return budget
+        ceiling = check_budget(max(ceiling_seconds, 0.0), parameter="ceiling_seconds")
+        return ceiling if budget is None else min(budget, ceiling)
+
+    def _drain(self, results: list[TaskResult], limit: float, request_failed: bool) -> float:
+        clock = self._clock
+        queue = self._queue
+        log = self._logger
+        started = clock()
+        item: DeferredTask | None = None
+        try:
+            while queue:
+                item = heapq.heappop(queue)[2]
+                if request_failed and not item.always:
+                    results.append(_result(item, Outcome.DISCARDED))
+                    log.info("Discarded deferred task {} because the request failed", item.name)
+                    continue
+                now = clock()
+                remaining = limit - (now - started)
+                if remaining <= 0 or item.max_cost_seconds > remaining:
+                    results.append(_result(item, Outcome.SKIPPED))
+                    log.log(
+                        NOTICE,
+                        "Skipped deferred task {} (priority {}): cost {}s > {:.3f}s of budget left",
+                        item.name, item.priority, item.max_cost_seconds, max(remaining, 0.0),
+                    )
+                    continue
+                try:
+                    item.task()
+                except Exception:
+                    duration = clock() - now
+                    results.append(_result(item, Outcome.FAILED, duration))
+                    log.opt(exception=True).error(
+                        "Deferred task {} failed after {:.3f}s", item.name, duration
+                    )
+                    continue
+                duration = clock() - now
+                results.append(_result(item, Outcome.EXECUTED, duration))
+                log.debug(
+                    "Ran deferred task {} (priority {}, cost {}s) in {:.3f}s",
+                    item.name, item.priority, item.max_cost_seconds, duration,
+                )
+                if duration > item.max_cost_seconds:
+                    log.warning(
+                        "Deferred task {} overran its declared cost: took {:.3f}s, declared {}s",
+                        item.name, duration, item.max_cost_seconds,
+                    )
+                item = None
+        except BaseException:
+            abandoned = [entry[2].name for entry in sorted(queue)]
+            queue.clear()
+            log.error(
+                "Deferred task {} was interrupted; abandoning {} queued task(s): {}",
+                item.name if item else "?", len(abandoned), ", ".join(abandoned) or "none",
+            )
+            raise
+        return clock() - started
+
+    def _remove(self, name: str, reason: str) -> int:
+        kept = [entry for entry in self._queue if entry[2].name != name]
+        removed = len(self._queue) - len(kept)
+        if removed:
+            for entry in self._queue:
+                if entry[2].name == name:
+                    self._forgotten.append(_result(entry[2], Outcome.FORGOTTEN))
+            heapq.heapify(kept)
+            self._queue[:] = kept
+            self._logger.info("Deferred task {} ({} queued) {}", name, removed, reason)
+        return removed
+
+    def _log_summary(self, report: RunReport) -> None:
+        counts = {outcome: 0 for outcome in Outcome}
+        for result in report.results:
+            counts[result.outcome] += 1
+        budget = "unlimited" if report.budget_seconds is None else f"{report.budget_seconds:.3f}s"
+        self._logger.info(
+            "Deferred tasks done in {:.3f}s of {} budget: {}",
+            report.elapsed_seconds, budget,
+            ", ".join(f"{count} {outcome}" for outcome, count in counts.items() if count),
+        )
+
+
+def _result(item: DeferredTask, outcome: Outcome, duration: float | None = None) -> TaskResult:
+    return TaskResult(item.name, item.priority, item.max_cost_seconds, outcome, duration)

@@ -1,0 +1,45 @@
+"""A page that shows the defer pattern without any external service."""
+
+from __future__ import annotations
+
+import time
+
+from loguru import logger
+from pyramid.request import Request
+from pyramid.response import Response
+from pyramid.view import view_config
+
+from app.deferred_task import DeferredTaskRunner
+
+PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>Deferred task runner</title></head>
+<body><h1>Deferred task runner</h1>
+<p>This page deferred a task named <code>demo.page_view</code>; it runs after you received this page.
+See <code>logs/deferred_task.log</code> (at DEFERRED_TASK_LOG_THRESHOLD=DEBUG) and the console.</p>
+</body></html>
+"""
+
+
+def record_page_view(path: str, requested_at: float) -> None:
+    logger.bind(channel="app").info(
+        "demo.page_view for {} ran {:.1f} ms after the view returned",
+        path, (time.monotonic() - requested_at) * 1000,
+    )
+
+
+@view_config(route_name="home")
+def home(request: Request) -> Response:
+    runner: DeferredTaskRunner = request.deferred_task
+    path, now = request.path, time.monotonic()
+    runner.defer(
+        lambda: record_page_view(path, now),
+        max_cost_seconds=0.1,
+        priority=DeferredTaskRunner.PRIORITY_LOW,
+        name="demo.page_view",
+    )
+    return Response(PAGE, content_type="text/html")
+
+
+@view_config(route_name="health", renderer="json")
+def health(request: Request) -> dict[str, str]:
+    return {"status": "ok"}

@@ -1,0 +1,72 @@
+"""Loguru, configured once at start-up; stdlib logging (Pyramid, waitress, gunicorn) routed into it."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterator
+from types import FrameType
+from typing import TYPE_CHECKING
+
+from loguru import logger
+
+from app.deferred_task.log import CHANNEL, ensure_notice_level
+
+if TYPE_CHECKING:
+    from loguru import Record
+
+CONSOLE_FORMAT = (
+    "<green>{time:YYYY-MM-DD HH:mm:ss.SSS}</green> | <level>{level: <8}</level> | "
+    "{extra[channel]} | <level>{message}</level>"
+)
+FILE_FORMAT = "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <8} | {process}:{thread.name} | {message}"
+STDLIB_LOGGERS = ("gunicorn", "gunicorn.error", "gunicorn.access", "waitress", "pyramid")
+
+
+class InterceptHandler(logging.Handler):
+    """loguru's documented recipe: re-emit a stdlib record through loguru, keeping its caller."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            level: str | int = logger.level(record.levelname).name
+        except ValueError:
+            level = record.levelno
+        frame: FrameType | None = logging.currentframe()
+        depth = 2
+        while frame is not None and frame.f_code.co_filename == logging.__file__:
+            frame, depth = frame.f_back, depth + 1
+        logger.bind(channel=record.name).opt(depth=depth, exception=record.exc_info).log(
+            level, record.getMessage()
+        )
+
+
+def is_deferred_task_record(record: Record) -> bool:
+    return bool(record["extra"].get("channel") == CHANNEL)
+
+
+def setup_logging(
+    *, threshold: str, max_files: int, path: str, app_log_level: str = "INFO"
+) -> Iterator[None]:
+    """A dependency-injector Resource: configure on init, flush the file sink on shutdown."""
+    ensure_notice_level()
+    logger.remove()
+    logger.configure(extra={"channel": "app"})
+    logger.add(sys.stderr, level=app_log_level, format=CONSOLE_FORMAT, backtrace=False, diagnose=False)
+    file_sink = logger.add(
+        path,
+        level=threshold,
+        filter=is_deferred_task_record,
+        format=FILE_FORMAT,
+        rotation="00:00",
+        retention=max_files,
+        encoding="utf-8",
+        backtrace=False,
+        diagnose=False,
+    )
+    logging.basicConfig(handlers=[InterceptHandler()], level=0, force=True)
+    for name in STDLIB_LOGGERS:
+        stdlib_logger = logging.getLogger(name)
+        stdlib_logger.handlers = [InterceptHandler()]
+        stdlib_logger.propagate = False
+    yield
+    logger.remove(file_sink)

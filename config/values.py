@@ -1,0 +1,87 @@
+"""Parsing of settings values: every failure names the variable, the value and what is allowed."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+T = TypeVar("T")
+
+TRUE_WORDS = frozenset({"true", "1", "yes", "on"})
+FALSE_WORDS = frozenset({"false", "0", "no", "off"})
+
+
+class ConfigError(ValueError):
+    """A setting has a value the application cannot start with."""
+
+
+def read_setting(
+    *,
+    env_var: str,
+    ini_key: str,
+    parse: Callable[[str, str], T],
+    default: T,
+    settings: Mapping[str, Any],
+    environ: Mapping[str, str],
+) -> T:
+    """The environment wins over the .ini file; the default applies when neither sets the key."""
+    if env_var in environ:
+        return parse(environ[env_var], env_var)
+    if ini_key in settings:
+        return parse(str(settings[ini_key]), f"{ini_key} (.ini setting)")
+    return default
+
+
+def parse_bool(raw: str, source: str) -> bool:
+    word = raw.strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    allowed = "/".join(sorted(TRUE_WORDS)) + " or " + "/".join(sorted(FALSE_WORDS))
+    raise ConfigError(f"{source}={raw!r} is not a boolean; allowed (any case): {allowed}")
+
+
+def seconds_parser(*, minimum: float, maximum: float, note: str = "") -> Callable[[str, str], float]:
+    def parse(raw: str, source: str) -> float:
+        allowed = f"a number of seconds from {minimum:g} to {maximum:g}{note}"
+        try:
+            value = float(raw.strip())
+        except ValueError:
+            raise ConfigError(f"{source}={raw!r} is not a number; allowed: {allowed}") from None
+        if math.isnan(value) or not minimum <= value <= maximum:
+            raise ConfigError(f"{source}={raw!r} is out of range; allowed: {allowed}")
+        return value
+
+    return parse
+
+
+def int_parser(*, minimum: int, maximum: int) -> Callable[[str, str], int]:
+    def parse(raw: str, source: str) -> int:
+        allowed = f"a whole number from {minimum} to {maximum}"
+        try:
+            value = int(raw.strip())
+        except ValueError:
+            raise ConfigError(f"{source}={raw!r} is not a whole number; allowed: {allowed}") from None
+        if not minimum <= value <= maximum:
+            raise ConfigError(f"{source}={raw!r} is out of range; allowed: {allowed}")
+        return value
+
+    return parse
+
+
+def choice_parser(choices: tuple[str, ...]) -> Callable[[str, str], str]:
+    def parse(raw: str, source: str) -> str:
+        value = raw.strip().upper() if all(c.isupper() for c in choices) else raw.strip().lower()
+        if value not in choices:
+            raise ConfigError(f"{source}={raw!r} is not allowed; allowed (any case): {', '.join(choices)}")
+        return value
+
+    return parse
+
+
+def parse_path(raw: str, source: str) -> str:
+    if not raw.strip():
+        raise ConfigError(f"{source} is empty; allowed: a file path such as logs/deferred_task.log")
+    return raw.strip()

@@ -1,0 +1,37 @@
+"""The application's one dependency-injector container."""
+
+from __future__ import annotations
+
+import time
+
+from dependency_injector import containers, providers
+
+from app.deferred_task import DeferredTaskRunner
+from app.deferred_task.log import deferred_task_logger
+from config.logging import setup_logging
+
+
+class Container(containers.DeclarativeContainer):
+    config = providers.Configuration()
+
+    logging = providers.Resource(
+        setup_logging,
+        threshold=config.deferred_task.log_threshold,
+        max_files=config.deferred_task.log_max_files,
+        path=config.deferred_task.log_path,
+        app_log_level=config.deferred_task.app_log_level,
+    )
+
+    clock = providers.Object(time.monotonic)
+    deferred_task_logger = providers.Object(deferred_task_logger)
+
+    # One runner per request: the same object for every lookup during a request, another one
+    # for a concurrent request. The hook resets it when each request starts, because server
+    # threads (and their contexts) are reused from one request to the next.
+    deferred_task = providers.ContextLocalSingleton(
+        DeferredTaskRunner,
+        enabled=config.deferred_task.enabled,
+        budget_seconds=config.deferred_task.budget_seconds,
+        logger=deferred_task_logger,
+        clock=clock,
+    )
