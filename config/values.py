@@ -83,5 +83,5 @@ def choice_parser(choices: tuple[str, ...]) -> Callable[[str, str], str]:
 
 def parse_path(raw: str, source: str) -> str:
     if not raw.strip():
-        raise ConfigError(f"{source} is empty; allowed: a file path such as logs/deferred_task.log")
+        raise ConfigError(f"{source}={raw!r} is empty; allowed: a file path such as logs/deferred_task.log")
     return raw.strip()

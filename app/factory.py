@@ -1,0 +1,39 @@
+"""Builds the container and the Pyramid WSGI app from settings."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import asdict
+from typing import Any
+
+from pyramid.config import Configurator
+from pyramid.router import Router
+
+from config.deferred_tasks import load_deferred_task_settings
+from containers import Container
+
+
+def build_container(settings: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Container:
+    """Validate every setting now, so a bad value stops start-up with a message naming it."""
+    container = Container()
+    deferred = load_deferred_task_settings(settings, os.environ if environ is None else environ)
+    container.config.from_dict({"deferred_task": asdict(deferred)})
+    return container
+
+
+def make_configurator(settings: Mapping[str, Any], container: Container) -> Configurator:
+    container.init_resources()
+    config = Configurator(settings=dict(settings))
+    config.registry.container = container
+    config.include("hooks")
+    config.include("app.views")
+    return config
+
+
+def create_app(settings: Mapping[str, Any] | None = None, *, container: Container | None = None) -> Router:
+    settings = settings or {}
+    container = container or build_container(settings)
+    app: Router = make_configurator(settings, container).make_wsgi_app()
+    return app
+

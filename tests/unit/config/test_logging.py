@@ -1,0 +1,48 @@
+"""Loguru set-up: the DEFERRED_TASK channel's file, its threshold, and stdlib routing."""
+
+from __future__ import annotations
+
+import logging
+
+from loguru import logger
+
+from app.deferred_task.log import deferred_task_logger
+from config.logging import setup_logging
+
+
+def configure(tmp_path, threshold="WARNING"):
+    path = tmp_path / "deferred_task.log"
+    resource = setup_logging(threshold=threshold, max_files=3, path=str(path), app_log_level="DEBUG")
+    next(resource)
+    return path, resource
+
+
+def finish(resource):
+    for _ in resource:
+        pass
+
+
+def test_channel_file_gets_records_at_or_above_the_threshold_only(tmp_path):
+    path, resource = configure(tmp_path, threshold="NOTICE")
+    deferred_task_logger.info("info-line")
+    deferred_task_logger.log("NOTICE", "notice-line")
+    deferred_task_logger.error("error-line")
+    logger.bind(channel="app").error("other-channel-line")
+    finish(resource)
+    text = path.read_text()
+    assert "notice-line" in text and "error-line" in text
+    assert "info-line" not in text and "other-channel-line" not in text
+
+
+def test_stdlib_logging_of_servers_reaches_loguru(tmp_path, logs):
+    _, resource = configure(tmp_path)
+    handler_id = logger.add(logs, level=0)
+    try:
+        logging.getLogger("waitress").warning("queue depth %d", 7)
+        logging.getLogger("some.library").error("boom")
+    finally:
+        logger.remove(handler_id)
+        finish(resource)
+    messages = {r["message"]: r["extra"]["channel"] for r in logs.records}
+    assert messages["queue depth 7"] == "waitress"
+    assert messages["boom"] == "some.library"
