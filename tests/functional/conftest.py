@@ -1,0 +1,109 @@
+"""A WebTest app: the real application plus views that defer recording tasks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from dependency_injector import providers
+from pyramid.config import Configurator
+from pyramid.request import Request
+from pyramid.response import Response
+from webtest import TestApp
+
+from app.deferred_task import DeferredTaskRunner
+from app.factory import build_container, make_configurator
+from containers import Container
+
+
+def no_logging_setup() -> Iterator[None]:
+    """Leave loguru as the test configured it (the `logs` fixture's sink stays in place)."""
+    yield
+
+
+class Recorder:
+    """What happened during a request, in order: view, tasks, Pyramid's finished callback."""
+
+    def __init__(self) -> None:
+        self.events: list[str] = []
+        self.runners: list[Any] = []
+
+    def task(self, label: str):
+        return lambda: self.events.append(label)
+
+
+def add_probe_views(config: Configurator, recorder: Recorder) -> None:
+    def defer_view(request: Request) -> Response:
+        runner = request.deferred_task
+        recorder.runners.append(runner)
+        request.add_finished_callback(lambda _: recorder.events.append("finished-callback"))
+        for name in request.params.getall("name") or ["probe.task"]:
+            runner.defer(recorder.task(name), max_cost_seconds=1, name=name)
+        for name in request.params.getall("always"):
+            runner.defer(recorder.task(name), max_cost_seconds=1, name=name, always=True)
+        status = int(request.params.get("status", "200"))
+        recorder.events.append("view-returned")
+        return Response(f"deferred {runner.has_tasks()}", status=status)
+
+    def container_view(request: Request) -> Response:
+        from_container = request.registry.container.deferred_task()
+        recorder.runners.extend([from_container, request.deferred_task])
+        from_container.defer(recorder.task("via-container"), max_cost_seconds=1, name="probe.container")
+        return Response("ok")
+
+    def failing_task_view(request: Request) -> Response:
+        def explode() -> None:
+            raise RuntimeError("integration exploded")
+
+        request.deferred_task.defer(
+            explode, max_cost_seconds=1, priority=DeferredTaskRunner.PRIORITY_CRITICAL, name="probe.explode"
+        )
+        request.deferred_task.defer(recorder.task("after-failure"), max_cost_seconds=1, name="probe.after")
+        return Response("the body the client must get")
+
+    def raising_view(request: Request) -> Response:
+        request.deferred_task.defer(recorder.task("purchase"), max_cost_seconds=1, name="probe.purchase")
+        request.deferred_task.defer(recorder.task("audit"), max_cost_seconds=1, name="probe.audit", always=True)
+        raise ValueError("view crashed")
+
+    def fresh_view(request: Request) -> Response:
+        return Response(f"tasks at start: {request.deferred_task.has_tasks()}")
+
+    for route, view in [
+        ("defer", defer_view),
+        ("container", container_view),
+        ("failing-task", failing_task_view),
+        ("raise", raising_view),
+        ("fresh", fresh_view),
+    ]:
+        config.add_route(route, f"/probe/{route}")
+        config.add_view(view, route_name=route)
+
+
+@pytest.fixture
+def recorder() -> Recorder:
+    return Recorder()
+
+
+@pytest.fixture
+def make_app(tmp_path, recorder) -> Iterator[Any]:
+    containers: list[Container] = []
+
+    def make(**settings: Any) -> TestApp:
+        settings = {"deferred_task.log_path": str(tmp_path / "deferred_task.log"), **settings}
+        container = build_container(settings, environ={})
+        container.logging.override(providers.Resource(no_logging_setup))
+        containers.append(container)
+        config = make_configurator(settings, container)
+        add_probe_views(config, recorder)
+        return TestApp(config.make_wsgi_app())
+
+    yield make
+    for container in containers:
+        container.shutdown_resources()
+
+
+@pytest.fixture
+def webapp(make_app) -> TestApp:
+    return make_app()
