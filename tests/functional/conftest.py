@@ -64,7 +64,9 @@ def add_probe_views(config: Configurator, recorder: Recorder) -> None:
 
     def raising_view(request: Request) -> Response:
         request.deferred_task.defer(recorder.task("purchase"), max_cost_seconds=1, name="probe.purchase")
-        request.deferred_task.defer(recorder.task("audit"), max_cost_seconds=1, name="probe.audit", always=True)
+        request.deferred_task.defer(
+            recorder.task("audit"), max_cost_seconds=1, name="probe.audit", always=True
+        )
         raise ValueError("view crashed")
 
     def fresh_view(request: Request) -> Response:

@@ -54,7 +54,9 @@ def test_content_length_survives_wrapping_the_body(webapp):
 @pytest.mark.parametrize("status", [404, 500])
 def test_error_responses_discard_tasks_unless_always(webapp, recorder, logs, status):
     webapp.get(
-        "/probe/defer", params={"name": "meta.purchase", "always": "audit.log", "status": status}, status=status
+        "/probe/defer",
+        params={"name": "meta.purchase", "always": "audit.log", "status": status},
+        status=status,
     )
     assert "meta.purchase" not in recorder.events and "audit.log" in recorder.events
     assert any("meta.purchase" in line and "Discarded" in line for line in logs.at("INFO"))

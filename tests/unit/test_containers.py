@@ -65,7 +65,9 @@ def test_an_override_is_what_requests_get():
     from dependency_injector import providers
 
     container = make_container()
-    with container.deferred_task.override(providers.ContextLocalSingleton(DeferredTaskRunner, budget_seconds=1)):
+    with container.deferred_task.override(
+        providers.ContextLocalSingleton(DeferredTaskRunner, budget_seconds=1)
+    ):
         first = fresh_runner(container)
         assert first.budget_seconds == 1
         assert fresh_runner(container) is not first
