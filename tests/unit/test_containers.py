@@ -69,5 +69,5 @@ def test_an_override_is_what_requests_get():
         providers.ContextLocalSingleton(DeferredTaskRunner, budget_seconds=1)
     ):
         first = fresh_runner(container)
-        assert first.budget_seconds == 1
+        assert first is not None and first.budget_seconds == 1
         assert fresh_runner(container) is not first
