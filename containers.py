@@ -7,8 +7,10 @@ import time
 from dependency_injector import containers, providers
 
 from app.deferred_task import DeferredTaskRunner
+from app.deferred_task.handoff import HandOffWorker
 from app.deferred_task.log import deferred_task_logger
 from config.logging import setup_logging
+from hooks.dispatch import BatchDispatcher
 
 
 class Container(containers.DeclarativeContainer):
@@ -34,4 +36,20 @@ class Container(containers.DeclarativeContainer):
         budget_seconds=config.deferred_task.budget_seconds,
         logger=deferred_task_logger,
         clock=clock,
+    )
+
+    # One per process: the threads that run batches whose client could not have the whole
+    # response before close() (see hooks/dispatch.py). Threads start on first use.
+    handoff_worker = providers.Singleton(
+        HandOffWorker,
+        threads=config.deferred_task.worker_threads,
+        queue_size=config.deferred_task.worker_queue_size,
+        grace_seconds=config.deferred_task.shutdown_grace_seconds,
+        logger=deferred_task_logger,
+    )
+
+    deferred_task_dispatcher = providers.Singleton(
+        BatchDispatcher,
+        strategy=config.deferred_task.strategy,
+        worker=handoff_worker,
     )

@@ -15,12 +15,17 @@ if TYPE_CHECKING:
     from containers import Container
 
 
-def create_app(settings: Mapping[str, Any] | None = None, *, container: Container | None = None) -> Router:
+def create_app(
+    settings: Mapping[str, Any] | None = None,
+    *,
+    container: Container | None = None,
+    handle_sigterm: bool = False,
+) -> Router:
     from app.factory import create_app as factory
 
-    return factory(settings, container=container)
+    return factory(settings, container=container, handle_sigterm=handle_sigterm)
 
 
 def main(global_config: Mapping[str, Any] | None, **settings: Any) -> Router:
     """Paste app factory (``pserve``, ``gunicorn --paste``)."""
-    return create_app(settings)
+    return create_app(settings, handle_sigterm=True)

@@ -12,6 +12,7 @@ from pyramid.router import Router
 
 from config.deferred_tasks import load_deferred_task_settings
 from containers import Container
+from hooks.lifecycle import install_shutdown
 
 
 def build_container(settings: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Container:
@@ -31,9 +32,15 @@ def make_configurator(settings: Mapping[str, Any], container: Container) -> Conf
     return config
 
 
-def create_app(settings: Mapping[str, Any] | None = None, *, container: Container | None = None) -> Router:
+def create_app(
+    settings: Mapping[str, Any] | None = None,
+    *,
+    container: Container | None = None,
+    handle_sigterm: bool = False,
+) -> Router:
+    """``handle_sigterm``: for the server entry points (pserve), not for tests in one process."""
     settings = settings or {}
     container = container or build_container(settings)
     app: Router = make_configurator(settings, container).make_wsgi_app()
+    install_shutdown(container, handle_sigterm=handle_sigterm)
     return app
-

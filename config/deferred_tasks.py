@@ -17,6 +17,7 @@ from config.values import (
 )
 
 LOG_LEVELS = ("DEBUG", "INFO", "NOTICE", "WARNING", "ERROR", "CRITICAL")
+STRATEGIES = ("auto", "close", "thread")
 MAX_BUDGET_SECONDS = 86_400.0
 
 
@@ -28,6 +29,11 @@ class DeferredTaskSettings:
     log_max_files: int = 15
     log_path: str = "logs/deferred_task.log"
     app_log_level: str = "INFO"
+    strategy: str = "auto"
+    hard_limit_seconds: float = 0.0
+    worker_threads: int = 2
+    worker_queue_size: int = 100
+    shutdown_grace_seconds: float = 10.0
 
 
 def load_deferred_task_settings(
@@ -62,5 +68,26 @@ def load_deferred_task_settings(
         log_path=read("DEFERRED_TASK_LOG_PATH", "deferred_task.log_path", parse_path, defaults.log_path),
         app_log_level=read(
             "APP_LOG_LEVEL", "app.log_level", choice_parser(LOG_LEVELS), defaults.app_log_level
+        ),
+        strategy=read(
+            "APP_DEFERRED_TASK_STRATEGY", "deferred_task.strategy",
+            choice_parser(STRATEGIES), defaults.strategy,
+        ),
+        hard_limit_seconds=read(
+            "APP_DEFERRED_TASK_HARD_LIMIT_SECONDS", "deferred_task.hard_limit_seconds",
+            seconds_parser(minimum=0, maximum=MAX_BUDGET_SECONDS, note=" (0 = no hard limit)"),
+            defaults.hard_limit_seconds,
+        ),
+        worker_threads=read(
+            "APP_DEFERRED_TASK_WORKER_THREADS", "deferred_task.worker_threads",
+            int_parser(minimum=1, maximum=64), defaults.worker_threads,
+        ),
+        worker_queue_size=read(
+            "APP_DEFERRED_TASK_WORKER_QUEUE_SIZE", "deferred_task.worker_queue_size",
+            int_parser(minimum=1, maximum=100_000), defaults.worker_queue_size,
+        ),
+        shutdown_grace_seconds=read(
+            "APP_DEFERRED_TASK_SHUTDOWN_GRACE_SECONDS", "deferred_task.shutdown_grace_seconds",
+            seconds_parser(minimum=0, maximum=3600), defaults.shutdown_grace_seconds,
         ),
     )

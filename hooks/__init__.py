@@ -8,7 +8,8 @@ from pyramid.request import Request
 from pyramid.tweens import INGRESS
 
 from app.deferred_task import DeferredTaskRunner
-from hooks.tween import BATCH_ATTR, attach_run_to_body_close
+from hooks import uwsgi_trigger
+from hooks.tween import BATCH_ATTR, attach_run_after_response
 
 
 def request_deferred_task(request: Request) -> DeferredTaskRunner:
@@ -27,5 +28,6 @@ def request_deferred_task(request: Request) -> DeferredTaskRunner:
 def includeme(config: Configurator) -> None:
     # Outermost tween: it sees the final response, exception views included.
     config.add_tween("hooks.tween.deferred_task_tween_factory", under=INGRESS)
-    config.add_subscriber(attach_run_to_body_close, NewResponse)
+    config.add_subscriber(attach_run_after_response, NewResponse)
     config.add_request_method(request_deferred_task, "deferred_task", reify=True)
+    uwsgi_trigger.install()

@@ -2,30 +2,52 @@
 
 from __future__ import annotations
 
+import contextvars
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from loguru import logger
-
 from app.deferred_task import DeferredTaskRunner, RunReport
+from app.deferred_task.log import deferred_task_logger
 
 
 @dataclass
 class RequestBatch:
     """Binds a request's runner to the moment it must run; captured by value, not looked up later.
 
-    By the time the server calls ``close()`` the request's threadlocals are gone, so the hook
-    keeps the runner object itself here.
+    By the time the server calls ``close()`` the request's threadlocals are gone, and a hand-off
+    runs on another thread: the hook keeps the runner object and a copy of the request's context
+    here, so tasks that look up ``container.deferred_task()`` still find their own request's runner.
     """
 
     runner: DeferredTaskRunner
-    started: float = field(default_factory=time.monotonic)
+    hard_limit_seconds: float = 0.0
+    """Seconds the request may live in total (a server's kill timeout); 0 = no hard limit."""
+    clock: Callable[[], float] = time.monotonic
+    started: float = field(default=0.0)
     request_failed: bool = False
     scheduled: bool = False
-    """True once the run is attached to the response's close(); the safety net then stays out."""
+    """True once the run is attached to a trigger after the response; the safety net stays out."""
+    context: contextvars.Context | None = None
     _done: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        if not self.started:
+            self.started = self.clock()
+
+    def capture_context(self) -> None:
+        self.context = contextvars.copy_context()
+
+    def ceiling_seconds(self) -> float | None:
+        """What the hard limit leaves of this request's life, right now (the spec's table)."""
+        if not self.hard_limit_seconds:
+            return None
+        return self.hard_limit_seconds - (self.clock() - self.started)
+
+    def pending_names(self) -> list[str]:
+        return [task.name for task in self.runner.pending()]
 
     def run_once(self) -> RunReport | None:
         """Run the batch unless it already ran; never lets an ``Exception`` reach the server."""
@@ -34,7 +56,12 @@ class RequestBatch:
                 return None
             self._done = True
         try:
-            return self.runner.run(request_failed=self.request_failed)
+            if self.context is not None:
+                return self.context.run(self._run)
+            return self._run()
         except Exception:
-            logger.bind(channel="DEFERRED_TASK").opt(exception=True).error("Deferred task run failed")
+            deferred_task_logger.opt(exception=True).error("Deferred task run failed")
             return None
+
+    def _run(self) -> RunReport:
+        return self.runner.run(ceiling_seconds=self.ceiling_seconds(), request_failed=self.request_failed)

@@ -1,8 +1,9 @@
 """When each request's deferred tasks run, relative to the response reaching the client.
 
-- request start (tween): a fresh runner for this request;
-- response leaves Pyramid (NewResponse, the last point after response callbacks): the run is
-  attached to the body's ``close()``, which the server calls after writing the body;
+- request start (tween): a fresh runner for this request, and the time the request started
+  (the hard limit counts from there);
+- response leaves Pyramid (NewResponse, the last point after response callbacks): the batch is
+  attached to a trigger that fires after the client has the response (``hooks.dispatch``);
 - disabled mode: run inline in the tween, before the response is returned;
 - finished callback (before the body is written): the safety net for requests whose response
   never reached NewResponse (an exception escaped Pyramid), so no task leaks into the next request.
@@ -20,7 +21,6 @@ from pyramid.response import Response
 
 from app.deferred_task import DeferredTaskRunner
 from hooks.batch import RequestBatch
-from hooks.closing import wrap_app_iter
 
 BATCH_ATTR = "deferred_task_batch"
 FAILED_STATUS = 400
@@ -45,9 +45,10 @@ def deferred_task_tween_factory(handler: Handler, registry: Registry) -> Handler
     def deferred_task_tween(request: Request) -> Response:
         container = getattr(request.registry, "container", None)
         runner = fresh_runner(container) if container is not None else None
-        if runner is None:
+        if container is None or runner is None:
             return handler(request)
-        batch = RequestBatch(runner)
+        hard_limit = container.config.deferred_task.hard_limit_seconds() or 0.0
+        batch = RequestBatch(runner, hard_limit_seconds=hard_limit, clock=container.clock())
         setattr(request, BATCH_ATTR, batch)
         request.add_finished_callback(_safety_net)
         try:
@@ -63,14 +64,33 @@ def deferred_task_tween_factory(handler: Handler, registry: Registry) -> Handler
     return deferred_task_tween
 
 
-def attach_run_to_body_close(event: NewResponse) -> None:
-    """Subscriber: the run happens when the server closes the body, after sending it."""
-    batch: RequestBatch | None = getattr(event.request, BATCH_ATTR, None)
+def attach_run_after_response(event: NewResponse) -> None:
+    """Subscriber: hand the batch to the trigger that fires once the client has the response."""
+    request, response = event.request, event.response
+    batch: RequestBatch | None = getattr(request, BATCH_ATTR, None)
     if batch is None or batch.scheduled or not batch.runner.has_tasks():
         return
-    batch.request_failed = event.response.status_int >= FAILED_STATUS
-    batch.scheduled = True
-    wrap_app_iter(event.response, batch.run_once)
+    closed_early = is_unsatisfiable_range(request, response)
+    batch.request_failed = closed_early or response.status_int >= FAILED_STATUS
+    request.registry.container.deferred_task_dispatcher().schedule(
+        batch, request.environ, response, closed_early=closed_early
+    )
+
+
+def is_unsatisfiable_range(request: Request, response: Response) -> bool:
+    """WebOb will answer 416 and close the body itself, before the server sends anything.
+
+    Mirrors the condition in ``webob.Response.conditional_response_app``.
+    """
+    if not response.conditional_response or request.range is None:
+        return False
+    if request.method not in ("GET", "HEAD") or response.status_int != 200:
+        return False
+    if response.content_length is None or response.content_range is not None:
+        return False
+    if response not in request.if_range:
+        return False
+    return request.range.content_range(response.content_length) is None
 
 
 def _safety_net(request: Request) -> None:

@@ -65,6 +65,10 @@ class HandOffWorker:
     def busy_threads(self) -> int:
         return len(self._running)
 
+    @property
+    def accepting(self) -> bool:
+        return not self._closed
+
     def submit(self, batch: Batch) -> bool:
         """Queue ``batch``; False when the worker is full or shut down, and the caller must run it."""
         with self._lock:

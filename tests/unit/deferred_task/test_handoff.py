@@ -107,7 +107,11 @@ def test_a_crashing_batch_does_not_kill_its_thread(worker, logs):
 
 @pytest.mark.parametrize(
     ("kwargs", "parameter"),
-    [({"threads": 0}, "threads"), ({"queue_size": 0}, "queue_size"), ({"grace_seconds": -1}, "grace_seconds")],
+    [
+        ({"threads": 0}, "threads"),
+        ({"queue_size": 0}, "queue_size"),
+        ({"grace_seconds": -1}, "grace_seconds"),
+    ],
 )
 def test_bad_sizes_fail_at_construction_naming_the_parameter(kwargs, parameter):
     with pytest.raises(ValueError, match=parameter):
