@@ -43,13 +43,19 @@ def parse_bool(raw: str, source: str) -> bool:
     raise ConfigError(f"{source}={raw!r} is not a boolean; allowed (any case): {allowed}")
 
 
-def seconds_parser(*, minimum: float, maximum: float, note: str = "") -> Callable[[str, str], float]:
-    def parse(raw: str, source: str) -> float:
-        allowed = f"a number of seconds from {minimum:g} to {maximum:g}{note}"
+N = TypeVar("N", int, float)
+
+
+def _ranged_parser(
+    convert: Callable[[str], N], kind: str, minimum: N, maximum: N, note: str
+) -> Callable[[str, str], N]:
+    allowed = f"{kind} from {minimum:g} to {maximum:g}{note}"
+
+    def parse(raw: str, source: str) -> N:
         try:
-            value = float(raw.strip())
+            value = convert(raw.strip())
         except ValueError:
-            raise ConfigError(f"{source}={raw!r} is not a number; allowed: {allowed}") from None
+            raise ConfigError(f"{source}={raw!r} is not {kind}; allowed: {allowed}") from None
         if math.isnan(value) or not minimum <= value <= maximum:
             raise ConfigError(f"{source}={raw!r} is out of range; allowed: {allowed}")
         return value
@@ -57,18 +63,12 @@ def seconds_parser(*, minimum: float, maximum: float, note: str = "") -> Callabl
     return parse
 
 
-def int_parser(*, minimum: int, maximum: int) -> Callable[[str, str], int]:
-    def parse(raw: str, source: str) -> int:
-        allowed = f"a whole number from {minimum} to {maximum}"
-        try:
-            value = int(raw.strip())
-        except ValueError:
-            raise ConfigError(f"{source}={raw!r} is not a whole number; allowed: {allowed}") from None
-        if not minimum <= value <= maximum:
-            raise ConfigError(f"{source}={raw!r} is out of range; allowed: {allowed}")
-        return value
+def seconds_parser(*, minimum: float, maximum: float, note: str = "") -> Callable[[str, str], float]:
+    return _ranged_parser(float, "a number of seconds", float(minimum), float(maximum), note)
 
-    return parse
+
+def int_parser(*, minimum: int, maximum: int) -> Callable[[str, str], int]:
+    return _ranged_parser(int, "a whole number", minimum, maximum, "")
 
 
 def choice_parser(choices: tuple[str, ...]) -> Callable[[str, str], str]:
