@@ -117,13 +117,13 @@ class DeferredTaskRunner:
         if not self._queue and not self._forgotten:
             return RunReport(budget_seconds=self._effective_budget(ceiling_seconds))
         limit = self._effective_budget(ceiling_seconds)
-        results = self._forgotten
-        self._forgotten = []
+        results = self._forgotten  # a task that forgets or replaces during the run reports here too
         self._running = True
         try:
             elapsed = self._drain(results, math.inf if limit is None else limit, request_failed)
         finally:
             self._running = False
+            self._forgotten = []
         report = RunReport(results=tuple(results), elapsed_seconds=elapsed, budget_seconds=limit)
         self._log_summary(report)
         return report

@@ -341,3 +341,19 @@ def test_bad_arguments_fail_at_the_defer_call_naming_the_parameter(clock, kwargs
 def test_bad_budget_fails_at_construction_naming_it(budget, error):
     with pytest.raises(error, match="budget_seconds"):
         DeferredTaskRunner(budget_seconds=budget)
+
+
+def test_a_task_forgotten_or_replaced_during_the_run_is_in_that_runs_report(clock):
+    runner, trail = make_runner(clock), []
+
+    def first() -> None:
+        runner.forget("crm.sync")
+        runner.defer(timed_task(clock, 0, trail, "flush-2"), max_cost_seconds=1, name="matomo.flush", unique=True)
+
+    runner.defer(first, max_cost_seconds=1, priority=CRITICAL, name="a.first")
+    runner.defer(timed_task(clock, 0, trail, "sync"), max_cost_seconds=1, name="crm.sync")
+    runner.defer(timed_task(clock, 0, trail, "flush-1"), max_cost_seconds=1, name="matomo.flush")
+    report = runner.run()
+    assert trail == ["flush-2"]
+    assert report.forgotten == ("crm.sync", "matomo.flush")
+    assert runner.run().results == ()
