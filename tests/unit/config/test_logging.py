@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from pathlib import Path
 
 from loguru import logger
 
@@ -10,14 +12,14 @@ from app.deferred_task.log import deferred_task_logger
 from config.logging import setup_logging
 
 
-def configure(tmp_path, threshold="WARNING"):
+def configure(tmp_path: Path, threshold: str = "WARNING") -> tuple[Path, Iterator[None]]:
     path = tmp_path / "deferred_task.log"
     resource = setup_logging(threshold=threshold, max_files=3, path=str(path), app_log_level="DEBUG")
     next(resource)
     return path, resource
 
 
-def finish(resource):
+def finish(resource: Iterator[None]) -> None:
     for _ in resource:
         pass
 
