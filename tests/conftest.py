@@ -9,6 +9,11 @@ from loguru import logger
 
 from app.deferred_task.log import ensure_notice_level
 
+# The installed package registers app.pytest_plugin through its pytest11 entry point; naming it
+# here too keeps this suite working in an environment installed before the entry point existed
+# (pytest registers a plugin once per name). pytester runs the plugin's own tests.
+pytest_plugins = ["app.pytest_plugin", "pytester"]
+
 
 class LogCapture:
     """Every loguru record written while the fixture is active."""

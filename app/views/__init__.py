@@ -8,4 +8,5 @@ from pyramid.config import Configurator
 def includeme(config: Configurator) -> None:
     config.add_route("home", "/")
     config.add_route("health", "/health")
+    config.add_route("checkout", "/checkout")
     config.scan("app.views")
