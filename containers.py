@@ -5,10 +5,12 @@ from __future__ import annotations
 import time
 
 from dependency_injector import containers, providers
+from prometheus_client import CollectorRegistry
 
 from app.deferred_task import DeferredTaskRunner
 from app.deferred_task.handoff import HandOffWorker
 from app.deferred_task.log import deferred_task_logger
+from app.metrics import DeferredTaskMetrics
 from config.logging import setup_logging
 from hooks.dispatch import BatchDispatcher
 
@@ -53,3 +55,8 @@ class Container(containers.DeclarativeContainer):
         strategy=config.deferred_task.strategy,
         worker=handoff_worker,
     )
+
+    # One Prometheus registry per application (not the library's global one), so that two
+    # apps in one process, such as two tests, never add to each other's counters.
+    metrics_registry = providers.Singleton(CollectorRegistry, auto_describe=True)
+    metrics = providers.Singleton(DeferredTaskMetrics, registry=metrics_registry)

@@ -11,6 +11,7 @@ from pyramid.config import Configurator
 from pyramid.router import Router
 
 from config.deferred_tasks import load_deferred_task_settings
+from config.metrics import load_metrics_settings
 from containers import Container
 from hooks.lifecycle import install_shutdown
 
@@ -18,8 +19,10 @@ from hooks.lifecycle import install_shutdown
 def build_container(settings: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Container:
     """Validate every setting now, so a bad value stops start-up with a message naming it."""
     container = Container()
-    deferred = load_deferred_task_settings(settings, os.environ if environ is None else environ)
-    container.config.from_dict({"deferred_task": asdict(deferred)})
+    environ = os.environ if environ is None else environ
+    deferred = load_deferred_task_settings(settings, environ)
+    metrics = load_metrics_settings(settings, environ)
+    container.config.from_dict({"deferred_task": asdict(deferred), "metrics": asdict(metrics)})
     return container
 
 

@@ -17,9 +17,13 @@ if TYPE_CHECKING:
 
 CONSOLE_FORMAT = (
     "<green>{time:YYYY-MM-DD HH:mm:ss.SSS}</green> | <level>{level: <8}</level> | "
-    "{extra[channel]} | <level>{message}</level>"
+    "{extra[channel]} | {extra[request_id]} | <level>{message}</level>"
 )
-FILE_FORMAT = "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <8} | {process}:{thread.name} | {message}"
+FILE_FORMAT = (
+    "{time:YYYY-MM-DD HH:mm:ss.SSS} | {level: <8} | {process}:{thread.name} | {extra[request_id]} | {message}"
+)
+NO_REQUEST_ID = "-"
+"""What ``{extra[request_id]}`` shows for lines written outside a request's run (start-up, say)."""
 STDLIB_LOGGERS = ("gunicorn", "gunicorn.error", "gunicorn.access", "waitress", "pyramid")
 
 
@@ -50,7 +54,7 @@ def setup_logging(
     """A dependency-injector Resource: configure on init, flush the file sink on shutdown."""
     ensure_notice_level()
     logger.remove()
-    logger.configure(extra={"channel": "app"})
+    logger.configure(extra={"channel": "app", "request_id": NO_REQUEST_ID})
     logger.add(sys.stderr, level=app_log_level, format=CONSOLE_FORMAT, backtrace=False, diagnose=False)
     file_sink = logger.add(
         path,

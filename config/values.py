@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import string
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
@@ -10,6 +11,7 @@ T = TypeVar("T")
 
 TRUE_WORDS = frozenset({"true", "1", "yes", "on"})
 FALSE_WORDS = frozenset({"false", "0", "no", "off"})
+URL_PATH_CHARACTERS = frozenset(string.ascii_letters + string.digits + "/._-~")
 
 
 class ConfigError(ValueError):
@@ -85,3 +87,15 @@ def parse_path(raw: str, source: str) -> str:
     if not raw.strip():
         raise ConfigError(f"{source}={raw!r} is empty; allowed: a file path such as logs/deferred_task.log")
     return raw.strip()
+
+
+def parse_url_path(raw: str, source: str) -> str:
+    """An absolute URL path made of plain characters, such as /metrics or /_internal/metrics."""
+    value = raw.strip()
+    plain = value.startswith("/") and "//" not in value and set(value) <= URL_PATH_CHARACTERS
+    if not plain or len(value) > 200:
+        raise ConfigError(
+            f"{source}={raw!r} is not allowed; allowed: an absolute URL path such as /metrics "
+            "(letters, digits and / . _ - ~, at most 200 characters)"
+        )
+    return value

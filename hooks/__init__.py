@@ -9,6 +9,7 @@ from pyramid.tweens import INGRESS
 
 from app.deferred_task import DeferredTaskRunner
 from hooks import uwsgi_trigger
+from hooks.observers import add_deferred_task_observer
 from hooks.tween import BATCH_ATTR, attach_run_after_response
 
 
@@ -26,6 +27,9 @@ def request_deferred_task(request: Request) -> DeferredTaskRunner:
 
 
 def includeme(config: Configurator) -> None:
+    config.add_directive("add_deferred_task_observer", add_deferred_task_observer)
+    config.include("hooks.request_id")
+    config.include("hooks.metrics")
     # Outermost tween: it sees the final response, exception views included.
     config.add_tween("hooks.tween.deferred_task_tween_factory", under=INGRESS)
     config.add_subscriber(attach_run_after_response, NewResponse)

@@ -8,8 +8,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from loguru import logger
+
 from app.deferred_task import DeferredTaskRunner, RunReport
 from app.deferred_task.log import deferred_task_logger
+from hooks.observers import ReportObserver, notify_observers
+from hooks.request_id import new_request_id
 
 
 @dataclass
@@ -19,6 +23,7 @@ class RequestBatch:
     By the time the server calls ``close()`` the request's threadlocals are gone, and a hand-off
     runs on another thread: the hook keeps the runner object and a copy of the request's context
     here, so tasks that look up ``container.deferred_task()`` still find their own request's runner.
+    The request id (put on every log line of the run) and the report observers travel with it too.
     """
 
     runner: DeferredTaskRunner
@@ -26,6 +31,8 @@ class RequestBatch:
     """Seconds the request may live in total (a server's kill timeout); 0 = no hard limit."""
     clock: Callable[[], float] = time.monotonic
     started: float = field(default=0.0)
+    request_id: str = field(default_factory=new_request_id)
+    observers: tuple[ReportObserver, ...] = ()
     request_failed: bool = False
     scheduled: bool = False
     """True once the run is attached to a trigger after the response; the safety net stays out."""
@@ -50,18 +57,27 @@ class RequestBatch:
         return [task.name for task in self.runner.pending()]
 
     def run_once(self) -> RunReport | None:
-        """Run the batch unless it already ran; never lets an ``Exception`` reach the server."""
+        """Run the batch unless it already ran; never lets an ``Exception`` reach the server.
+
+        Every log record written during the run (the runner's, the tasks', the observers')
+        carries ``extra["request_id"]``.
+        """
         with self._lock:
             if self._done:
                 return None
             self._done = True
-        try:
-            if self.context is not None:
-                return self.context.run(self._run)
-            return self._run()
-        except Exception:
-            deferred_task_logger.opt(exception=True).error("Deferred task run failed")
-            return None
+        if self.context is not None:
+            return self.context.run(self._run)
+        return self._run()
 
-    def _run(self) -> RunReport:
-        return self.runner.run(ceiling_seconds=self.ceiling_seconds(), request_failed=self.request_failed)
+    def _run(self) -> RunReport | None:
+        with logger.contextualize(request_id=self.request_id):
+            try:
+                report = self.runner.run(
+                    ceiling_seconds=self.ceiling_seconds(), request_failed=self.request_failed
+                )
+            except Exception:
+                deferred_task_logger.opt(exception=True).error("Deferred task run failed")
+                return None
+            notify_observers(self, report)
+            return report

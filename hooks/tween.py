@@ -21,6 +21,7 @@ from pyramid.response import Response
 
 from app.deferred_task import DeferredTaskRunner
 from hooks.batch import RequestBatch
+from hooks.observers import registered_observers
 
 BATCH_ATTR = "deferred_task_batch"
 FAILED_STATUS = 400
@@ -42,13 +43,18 @@ def fresh_runner(container: Any) -> DeferredTaskRunner | None:
 
 
 def deferred_task_tween_factory(handler: Handler, registry: Registry) -> Handler:
+    observers = registered_observers(registry)
+
     def deferred_task_tween(request: Request) -> Response:
         container = getattr(request.registry, "container", None)
         runner = fresh_runner(container) if container is not None else None
         if container is None or runner is None:
             return handler(request)
         hard_limit = container.config.deferred_task.hard_limit_seconds() or 0.0
-        batch = RequestBatch(runner, hard_limit_seconds=hard_limit, clock=container.clock())
+        batch = RequestBatch(
+            runner, hard_limit_seconds=hard_limit, clock=container.clock(),
+            request_id=request.request_id, observers=observers,
+        )
         setattr(request, BATCH_ATTR, batch)
         request.add_finished_callback(_safety_net)
         try:

@@ -48,3 +48,13 @@ def test_stdlib_logging_of_servers_reaches_loguru(tmp_path, logs):
     messages = {r["message"]: r["extra"]["channel"] for r in logs.records}
     assert messages["queue depth 7"] == "waitress"
     assert messages["boom"] == "some.library"
+
+
+def test_file_lines_show_the_request_id_of_the_run_and_a_dash_elsewhere(tmp_path):
+    path, resource = configure(tmp_path, threshold="INFO")
+    deferred_task_logger.info("start-up line")
+    with logger.contextualize(request_id="req-7f3a"):
+        deferred_task_logger.info("task line")
+    finish(resource)
+    lines = path.read_text().splitlines()
+    assert [line.split(" | ")[3:] for line in lines] == [["-", "start-up line"], ["req-7f3a", "task line"]]

@@ -348,7 +348,8 @@ def test_a_task_forgotten_or_replaced_during_the_run_is_in_that_runs_report(cloc
 
     def first() -> None:
         runner.forget("crm.sync")
-        runner.defer(timed_task(clock, 0, trail, "flush-2"), max_cost_seconds=1, name="matomo.flush", unique=True)
+        flush = timed_task(clock, 0, trail, "flush-2")
+        runner.defer(flush, max_cost_seconds=1, name="matomo.flush", unique=True)
 
     runner.defer(first, max_cost_seconds=1, priority=CRITICAL, name="a.first")
     runner.defer(timed_task(clock, 0, trail, "sync"), max_cost_seconds=1, name="crm.sync")

@@ -1,0 +1,46 @@
+"""The request id: taken from ``X-Request-ID`` when it is sane, generated otherwise, echoed back.
+
+It is computed once per request (a reified request property), carried by the request's
+``RequestBatch`` and put on every log record written while that batch runs, so a skipped or
+failed task can be traced to the request that deferred it, whichever thread runs it.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from pyramid.config import Configurator
+from pyramid.events import NewResponse
+from pyramid.request import Request
+
+REQUEST_ID_HEADER = "X-Request-ID"
+MAX_REQUEST_ID_LENGTH = 128
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+def is_sane_request_id(value: str) -> bool:
+    """Visible ASCII only (no spaces, controls or non-ASCII), 1..128 characters.
+
+    The id is echoed in a response header and written into log lines: anything else could
+    split a header or forge a log line, so it is replaced rather than cleaned.
+    """
+    return 0 < len(value) <= MAX_REQUEST_ID_LENGTH and all("!" <= char <= "~" for char in value)
+
+
+def request_id(request: Request) -> str:
+    """``request.request_id``: the client's or proxy's ``X-Request-ID`` if sane, else a uuid4 hex."""
+    incoming = request.headers.get(REQUEST_ID_HEADER)
+    return incoming if incoming is not None and is_sane_request_id(incoming) else new_request_id()
+
+
+def echo_request_id(event: NewResponse) -> None:
+    """Subscriber: every response carries the id its tasks will log with."""
+    event.response.headers[REQUEST_ID_HEADER] = event.request.request_id
+
+
+def includeme(config: Configurator) -> None:
+    config.add_request_method(request_id, "request_id", reify=True)
+    config.add_subscriber(echo_request_id, NewResponse)

@@ -1,0 +1,62 @@
+"""The request id: echoed in X-Request-ID, and on every log record of that request's tasks only."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+HEX32 = re.compile(r"^[0-9a-f]{32}$")
+
+
+def records_of_order(logs, response) -> list[Any]:
+    """The records the checkout's tasks wrote for this response's order id."""
+    order = response.json["order"]
+    return [r for r in logs.records if order in r["message"]]
+
+
+def test_a_sane_incoming_id_is_kept_and_echoed(webapp):
+    response = webapp.get("/health", headers={"X-Request-ID": "edge-7f3a.1"})
+    assert response.headers["X-Request-ID"] == "edge-7f3a.1"
+
+
+def test_without_an_incoming_id_one_is_generated_per_request(webapp):
+    first = webapp.get("/health").headers["X-Request-ID"]
+    second = webapp.get("/health").headers["X-Request-ID"]
+    assert HEX32.match(first) and HEX32.match(second) and first != second
+
+
+@pytest.mark.parametrize("bad", ["x" * 129, "two words", "caf\u00e9", "<script>\x07"])
+def test_an_incoming_id_that_is_not_sane_is_replaced(webapp, bad):
+    echoed = webapp.get("/health", headers={"X-Request-ID": bad}).headers["X-Request-ID"]
+    assert HEX32.match(echoed)
+
+
+def test_error_responses_carry_the_id_too(webapp):
+    headers = {"X-Request-ID": "req-402"}
+    response = webapp.get("/checkout", params={"declined": "1"}, headers=headers, status=402)
+    assert response.headers["X-Request-ID"] == "req-402"
+
+
+def test_each_requests_task_records_carry_its_own_id_and_no_other(webapp, logs):
+    first = webapp.get("/checkout", headers={"X-Request-ID": "req-first"})
+    second = webapp.get("/checkout")
+    second_id = second.headers["X-Request-ID"]
+    first_records, second_records = records_of_order(logs, first), records_of_order(logs, second)
+    assert len(first_records) == 2 and len(second_records) == 2  # meta.purchase and audit.checkout
+    assert {r["extra"]["request_id"] for r in first_records} == {"req-first"}
+    assert {r["extra"]["request_id"] for r in second_records} == {second_id}
+
+
+def test_the_runners_own_lines_carry_the_id(webapp, logs):
+    webapp.get("/checkout", params={"declined": "1"}, headers={"X-Request-ID": "req-declined"}, status=402)
+    [discarded] = [r for r in logs.records if "Discarded deferred task meta.purchase" in r["message"]]
+    [summary] = [r for r in logs.records if r["message"].startswith("Deferred tasks done")]
+    assert discarded["extra"]["request_id"] == summary["extra"]["request_id"] == "req-declined"
+
+
+def test_disabled_mode_runs_carry_the_id(make_app, logs):
+    webapp = make_app(**{"deferred_task.enabled": "false"})
+    response = webapp.get("/checkout", headers={"X-Request-ID": "req-inline"})
+    assert {r["extra"]["request_id"] for r in records_of_order(logs, response)} == {"req-inline"}
