@@ -1,20 +1,29 @@
 """The request id: taken from ``X-Request-ID`` when it is sane, generated otherwise, echoed back.
 
-It is computed once per request (a reified request property), carried by the request's
-``RequestBatch`` and put on every log record written while that batch runs, so a skipped or
-failed task can be traced to the request that deferred it, whichever thread runs it.
+It is computed once per request (a reified request property) and put on every log record
+written while the request is handled (a tween) and while its tasks run: the request's
+``RequestBatch`` carries it and applies it around ``run()``, so a skipped or failed task can be
+traced to the request that deferred it, whichever thread runs it.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 
+from loguru import logger
 from pyramid.config import Configurator
 from pyramid.events import NewResponse
+from pyramid.registry import Registry
 from pyramid.request import Request
+from pyramid.response import Response
+from pyramid.tweens import INGRESS
 
 REQUEST_ID_HEADER = "X-Request-ID"
 MAX_REQUEST_ID_LENGTH = 128
+DEFERRED_TASK_TWEEN = "hooks.tween.deferred_task_tween_factory"
+
+Handler = Callable[[Request], Response]
 
 
 def new_request_id() -> str:
@@ -41,6 +50,17 @@ def echo_request_id(event: NewResponse) -> None:
     event.response.headers[REQUEST_ID_HEADER] = event.request.request_id
 
 
+def request_id_tween_factory(handler: Handler, registry: Registry) -> Handler:
+    """Just inside the deferred-task tween: the view's own log lines (a ``forget()``, say) carry the id."""
+
+    def request_id_tween(request: Request) -> Response:
+        with logger.contextualize(request_id=request.request_id):
+            return handler(request)
+
+    return request_id_tween
+
+
 def includeme(config: Configurator) -> None:
     config.add_request_method(request_id, "request_id", reify=True)
     config.add_subscriber(echo_request_id, NewResponse)
+    config.add_tween("hooks.request_id.request_id_tween_factory", under=(DEFERRED_TASK_TWEEN, INGRESS))

@@ -60,3 +60,18 @@ def test_disabled_mode_runs_carry_the_id(make_app, logs):
     webapp = make_app(**{"deferred_task.enabled": "false"})
     response = webapp.get("/checkout", headers={"X-Request-ID": "req-inline"})
     assert {r["extra"]["request_id"] for r in records_of_order(logs, response)} == {"req-inline"}
+
+
+def test_the_views_own_lines_carry_the_id_too(webapp, logs):
+    webapp.get("/checkout", headers={"X-Request-ID": "req-view"})
+    [forgotten] = [r for r in logs.records if "advisable.cart_abandoned (1 queued) forgotten" in r["message"]]
+    assert forgotten["extra"]["request_id"] == "req-view"
+
+
+def test_the_request_id_tween_sits_just_inside_the_deferred_task_tween(webapp):
+    from pyramid.interfaces import ITweens
+
+    names = [name for name, _ in webapp.app.registry.queryUtility(ITweens).implicit()]
+    assert names.index("hooks.tween.deferred_task_tween_factory") + 1 == names.index(
+        "hooks.request_id.request_id_tween_factory"
+    )

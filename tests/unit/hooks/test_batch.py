@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 
@@ -78,3 +79,20 @@ def test_a_failing_observer_is_logged_and_the_next_one_still_runs(logs):
     assert calls == ["second"]
     [error] = [r for r in logs.records if r["level"].name == "ERROR"]
     assert "observer" in error["message"] and error["exception"].type is RuntimeError
+
+
+def test_stdlib_logging_from_a_task_carries_the_id_once_routed_into_loguru(logs):
+    from config.logging import InterceptHandler
+
+    library_logger = logging.getLogger("some.sdk")
+    library_logger.addHandler(InterceptHandler())
+    library_logger.propagate = False
+    try:
+        runner = DeferredTaskRunner()
+        runner.defer(lambda: library_logger.warning("sdk call failed"), max_cost_seconds=1, name="sdk.call")
+        RequestBatch(runner, request_id="req-sdk").run_once()
+    finally:
+        library_logger.handlers.clear()
+        library_logger.propagate = True
+    [record] = logs.matching("sdk call failed")
+    assert record["extra"]["request_id"] == "req-sdk" and record["extra"]["channel"] == "some.sdk"
