@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+from dependency_injector import providers
+from webtest import TestApp
+
+from app.factory import build_container, make_configurator
+from tests.functional.conftest import no_logging_setup
+
 
 def test_a_placed_order_defers_the_purchase_the_audit_and_one_flush(webapp, deferred_tasks, logs):
     response = webapp.get("/checkout")
@@ -59,3 +65,27 @@ def test_disabled_mode_is_captured_too(make_app, deferred_tasks, logs):
     webapp = make_app(**{"deferred_task.enabled": "false"})
     webapp.get("/checkout")
     assert deferred_tasks.executed == ["meta.purchase", "audit.checkout", "matomo.flush"]
+
+
+class SteppingClock:
+    """Each reading is one second after the previous one: every task 'takes' 1 s, deterministically."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        self.now += 1.0
+        return self.now
+
+
+def test_a_task_overrunning_its_declared_cost_is_logged_with_both_figures(tmp_path, logs):
+    settings = {"deferred_task.log_path": str(tmp_path / "deferred_task.log")}
+    container = build_container(settings, environ={})
+    container.logging.override(providers.Resource(no_logging_setup))
+    container.clock.override(providers.Object(SteppingClock()))
+    webapp = TestApp(make_configurator(settings, container).make_wsgi_app())
+    webapp.get("/checkout")
+    container.shutdown_resources()
+    warnings = [w for w in logs.at("WARNING") if "overran its declared cost" in w]
+    assert [w.split()[2] for w in warnings] == ["meta.purchase", "audit.checkout", "matomo.flush"]
+    assert "took 1.000s, declared 0.5s" in warnings[0] and "took 1.000s, declared 0.1s" in warnings[1]
