@@ -6,6 +6,11 @@ import re
 from typing import Any
 
 import pytest
+from dependency_injector import providers
+from webtest import TestApp
+
+from app.factory import build_container, make_configurator
+from tests.functional.conftest import no_logging_setup
 
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
 
@@ -75,3 +80,30 @@ def test_the_request_id_tween_sits_just_inside_the_deferred_task_tween(webapp):
     assert names.index("hooks.tween.deferred_task_tween_factory") + 1 == names.index(
         "hooks.request_id.request_id_tween_factory"
     )
+
+
+def test_tasks_handed_off_to_the_worker_thread_keep_their_requests_id(tmp_path, logs):
+    """strategy=thread: the batch runs on a deferred-task-N thread, the id travels with it."""
+    settings = {
+        "deferred_task.log_path": str(tmp_path / "deferred_task.log"),
+        "deferred_task.strategy": "thread",
+        "metrics.enabled": "true",
+    }
+    container = build_container(settings, environ={})
+    container.logging.override(providers.Resource(no_logging_setup))
+    webapp = TestApp(make_configurator(settings, container).make_wsgi_app())
+    responses = {
+        request_id: webapp.get("/checkout", headers={"X-Request-ID": request_id})
+        for request_id in ("req-thread-1", "req-thread-2", "req-thread-3")
+    }
+    assert container.handoff_worker().shutdown(grace_seconds=30) == []  # waits for the queue to drain
+    for request_id, response in responses.items():
+        records = records_of_order(logs, response)
+        assert len(records) == 2
+        assert {r["extra"]["request_id"] for r in records} == {request_id}
+        assert all(r["thread"].name.startswith("deferred-task-") for r in records)
+    executed = container.metrics_registry().get_sample_value(
+        "deferred_tasks_total", {"name": "meta.purchase", "outcome": "executed"}
+    )
+    assert executed == 3  # the metrics observer ran on the worker thread too
+    container.shutdown_resources()
