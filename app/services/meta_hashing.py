@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
 
 E164_MIN_DIGITS = 7
 E164_MAX_DIGITS = 15
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
-_NON_DIGITS = re.compile(r"\D")
 
 
 def sha256_hex(normalised: str) -> str:
@@ -36,7 +36,8 @@ def normalise_email(raw: str) -> str | None:
 
 def normalise_phone(raw: str, default_country_code: str | None = None) -> str | None:
     text = raw.strip()
-    digits = _NON_DIGITS.sub("", text)
+    # Any script's decimal digits count (a user may type ٦٠١), written as ASCII digits.
+    digits = "".join(str(unicodedata.decimal(char)) for char in text if char.isdecimal())
     international = text.startswith("+") or digits.startswith("00")
     digits = digits.lstrip("0")
     if not international and default_country_code is not None:

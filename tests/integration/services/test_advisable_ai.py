@@ -18,7 +18,7 @@ from tests.integration.services.log_capture import LogCapture
 MOMENT = datetime(2026, 3, 14, 15, 9, 26, 535000, tzinfo=UTC)
 
 
-def make_ai(environ: dict[str, str], http: httpx.Client, store: BreakerStore):
+def make_ai(environ: dict[str, str], http: httpx.Client, store: BreakerStore) -> AdvisableAIService:
     settings = AdvisableAISettings.from_environ(environ)
     return AdvisableAIService(settings, http, store.breaker("advisable_ai", settings.breaker))
 

@@ -12,6 +12,7 @@ from pytest_httpserver import HTTPServer
 from werkzeug import Request, Response
 
 from app.services.advisable_ai import AdvisableAIService, AdvisableAISettings, Signal, SignalType
+from app.services.breaker import ServiceBreaker
 from app.services.breaker_store import BreakerStore
 from app.services.delivery import Outcome
 from tests.integration.services.credentials import advisable_ai_env
@@ -21,7 +22,9 @@ RESET_TIMEOUT = 0.3
 SIGNAL = Signal(SignalType.VIEW, item_id="p-1", session_id="s-1")
 
 
-def make_ai(httpserver: HTTPServer, http: httpx.Client, store: BreakerStore, **extra: str):
+def make_ai(
+    httpserver: HTTPServer, http: httpx.Client, store: BreakerStore, **extra: str
+) -> tuple[AdvisableAIService, ServiceBreaker]:
     environ = advisable_ai_env(
         httpserver.url_for(""), ADVISABLE_AI_BREAKER_RESET_TIMEOUT=str(RESET_TIMEOUT), **extra
     )

@@ -21,7 +21,9 @@ TRICKLE_INTERVAL = 0.05
 SIGNAL = Signal(SignalType.VIEW, item_id="p-1", session_id="s-1")
 
 
-def make_ai(base_url: str, http: httpx.Client, store: BreakerStore, **extra: str):
+def make_ai(
+    base_url: str, http: httpx.Client, store: BreakerStore, **extra: str
+) -> AdvisableAIService:
     settings = AdvisableAISettings.from_environ(advisable_ai_env(base_url, **extra))
     return AdvisableAIService(settings, http, store.breaker("advisable_ai", settings.breaker))
 

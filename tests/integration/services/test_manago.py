@@ -23,7 +23,7 @@ from tests.integration.services.log_capture import LogCapture
 NOW = 1_773_500_000.123
 
 
-def make_manago(environ: dict[str, str], http: httpx.Client, store: BreakerStore):
+def make_manago(environ: dict[str, str], http: httpx.Client, store: BreakerStore) -> ManagoService:
     settings = ManagoSettings.from_environ(environ)
     breaker = store.breaker("manago", settings.breaker)
     return ManagoService(settings, http, breaker, clock=lambda: NOW)

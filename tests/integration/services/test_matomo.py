@@ -17,7 +17,7 @@ from tests.integration.services.log_capture import LogCapture
 NOW = 1_773_500_000.9
 
 
-def make_matomo(environ: dict[str, str], http: httpx.Client, store: BreakerStore):
+def make_matomo(environ: dict[str, str], http: httpx.Client, store: BreakerStore) -> MatomoService:
     settings = MatomoSettings.from_environ(environ)
     breaker = store.breaker("matomo", settings.breaker)
     return MatomoService(settings, http, breaker, clock=lambda: NOW)

@@ -25,7 +25,9 @@ from tests.integration.services.log_capture import LogCapture
 EVENTS_PATH = f"/v21.0/{META_PIXEL_ID}/events"
 
 
-def make_meta(environ: dict[str, str], http: httpx.Client, store: BreakerStore):
+def make_meta(
+    environ: dict[str, str], http: httpx.Client, store: BreakerStore
+) -> MetaConversionsService:
     settings = MetaSettings.from_environ(environ)
     return MetaConversionsService(settings, http, store.breaker("meta", settings.breaker))
 

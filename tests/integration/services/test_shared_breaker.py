@@ -15,6 +15,7 @@ from pytest_httpserver import HTTPServer
 from redis import Redis
 
 from app.services.advisable_ai import AdvisableAIService, AdvisableAISettings, Signal, SignalType
+from app.services.breaker import ServiceBreaker
 from app.services.breaker_storage import REDIS_COMMANDS_PER_TASK
 from app.services.breaker_store import BreakerStore
 from app.services.delivery import Outcome
@@ -39,7 +40,9 @@ def redis_url(port: int) -> str:
     return f"redis://:{REDIS_PASSWORD}@127.0.0.1:{port}/0"
 
 
-def make_ai(base_url: str, http: httpx.Client, store: BreakerStore, **extra: str):
+def make_ai(
+    base_url: str, http: httpx.Client, store: BreakerStore, **extra: str
+) -> tuple[AdvisableAIService, ServiceBreaker]:
     settings = AdvisableAISettings.from_environ(advisable_ai_env(base_url, **extra))
     breaker = store.breaker("advisable_ai", settings.breaker)
     return AdvisableAIService(settings, http, breaker), breaker
