@@ -200,10 +200,6 @@ class SharedBreakerStorage(ProbeStorage):
         self._probe_key = f"{namespace}:pybreaker:probe"
 
     @property
-    def namespace(self) -> str:
-        return self._namespace
-
-    @property
     def overhead_seconds(self) -> float:
         # Each command may take up to the socket timeout, plus one connect.
         return (REDIS_COMMANDS_PER_TASK + 1) * self._redis_timeout
