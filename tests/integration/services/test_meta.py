@@ -1,0 +1,149 @@
+"""Meta Conversions API against a local stub: the request Meta would receive, byte for byte."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+from pytest_httpserver import HTTPServer
+
+from app.services.breaker_store import BreakerStore
+from app.services.delivery import Outcome
+from app.services.http_client import USER_AGENT
+from app.services.meta import (
+    MetaContent,
+    MetaConversionsService,
+    MetaCustomData,
+    MetaEvent,
+    MetaEventName,
+    MetaSettings,
+    MetaUserData,
+)
+from tests.integration.services.credentials import META_ACCESS_TOKEN, META_PIXEL_ID, meta_env
+from tests.integration.services.log_capture import LogCapture
+
+EVENTS_PATH = f"/v21.0/{META_PIXEL_ID}/events"
+
+
+def make_meta(
+    environ: dict[str, str], http: httpx.Client, store: BreakerStore
+) -> MetaConversionsService:
+    settings = MetaSettings.from_environ(environ)
+    return MetaConversionsService(settings, http, store.breaker("meta", settings.breaker))
+
+
+def purchase() -> MetaEvent:
+    return MetaEvent(
+        MetaEventName.PURCHASE,
+        "https://shop.example/checkout/done",
+        MetaUserData(
+            client_ip_address="203.0.113.7",
+            client_user_agent="Mozilla/5.0 (X11; Linux x86_64)",
+            email="  John_Smith@gmail.com ",
+            phone="+1 (650) 555-1212",
+            external_id=" Customer-42 ",
+            fbp="fb.1.1596403881668.1116446470",
+        ),
+        MetaCustomData(
+            value=59.9,
+            currency="EUR",
+            contents=(MetaContent("sku-1", 2, 19.95), MetaContent("sku-2", 1, 20.0)),
+            order_id="order-1001",
+        ),
+        event_id="2f0e7bd6-0c1e-4f5a-9d0e-7a1f5a1f0c11",
+        event_time=1_700_000_000,
+    )
+
+
+def test_purchase_posts_the_conversions_api_event_with_the_token_in_the_body(
+    httpserver: HTTPServer, http_client: httpx.Client, store: BreakerStore
+) -> None:
+    httpserver.expect_request(EVENTS_PATH, method="POST").respond_with_json({"events_received": 1})
+    meta = make_meta(meta_env(httpserver.url_for("")), http_client, store)
+
+    assert meta.send_event(purchase()) is Outcome.SENT
+
+    ((request, _),) = httpserver.log
+    assert request.query_string == b""
+    assert request.headers["Content-Type"] == "application/json"
+    assert request.headers["User-Agent"] == USER_AGENT
+    assert json.loads(request.get_data()) == {
+        "data": [
+            {
+                "event_name": "Purchase",
+                "event_time": 1_700_000_000,
+                "event_id": "2f0e7bd6-0c1e-4f5a-9d0e-7a1f5a1f0c11",
+                "action_source": "website",
+                "event_source_url": "https://shop.example/checkout/done",
+                "user_data": {
+                    # Meta's documented example hash for john_smith@gmail.com
+                    "em": ["62a14e44f765419d10fea99367361a727c12365e2520f32218d505ed9aa0f62f"],
+                    # ...and for 16505551212
+                    "ph": ["e323ec626319ca94ee8bff2e4c87cf613be6ea19919ed1364124e16807ab3176"],
+                    # sha256("customer-42")
+                    "external_id": [
+                        "a045eb33f8797f35ea7d5fad7c5e0d021e2142e9c1bb6e9dc9f45b4f503b03e8"
+                    ],
+                    "client_ip_address": "203.0.113.7",
+                    "client_user_agent": "Mozilla/5.0 (X11; Linux x86_64)",
+                    "fbp": "fb.1.1596403881668.1116446470",
+                },
+                "custom_data": {
+                    "value": 59.9,
+                    "currency": "EUR",
+                    "content_type": "product",
+                    "content_ids": ["sku-1", "sku-2"],
+                    "contents": [
+                        {"id": "sku-1", "quantity": 2, "item_price": 19.95},
+                        {"id": "sku-2", "quantity": 1, "item_price": 20.0},
+                    ],
+                    "order_id": "order-1001",
+                },
+            }
+        ],
+        "access_token": META_ACCESS_TOKEN,
+    }
+
+
+def test_test_event_code_is_sent_when_configured(
+    httpserver: HTTPServer, http_client: httpx.Client, store: BreakerStore
+) -> None:
+    httpserver.expect_request(EVENTS_PATH, method="POST").respond_with_json({"events_received": 1})
+    environ = meta_env(httpserver.url_for(""), META_TEST_EVENT_CODE="TEST4242")
+    meta = make_meta(environ, http_client, store)
+
+    meta.send_event(purchase())
+
+    ((request, _),) = httpserver.log
+    assert json.loads(request.get_data())["test_event_code"] == "TEST4242"
+
+
+def test_without_credentials_the_event_is_logged_at_info_and_nothing_is_sent(
+    httpserver: HTTPServer, http_client: httpx.Client, store: BreakerStore, logs: LogCapture
+) -> None:
+    meta = make_meta({"META_GRAPH_URL": httpserver.url_for("")}, http_client, store)
+
+    assert meta.send_event(purchase()) is Outcome.DRY_RUN
+
+    assert httpserver.log == []
+    (line,) = logs.messages("INFO", service="meta")
+    assert "meta.purchase dry-run" in line
+    assert '"event_id": "2f0e7bd6-0c1e-4f5a-9d0e-7a1f5a1f0c11"' in line
+    assert "access_token" not in line
+
+
+def test_a_4xx_is_logged_as_our_bug_and_does_not_trip_the_breaker(
+    httpserver: HTTPServer, http_client: httpx.Client, store: BreakerStore, logs: LogCapture
+) -> None:
+    httpserver.expect_request(EVENTS_PATH).respond_with_json(
+        {"error": {"message": "Invalid parameter", "code": 100}}, status=400
+    )
+    meta = make_meta(meta_env(httpserver.url_for("")), http_client, store)
+
+    outcomes = [meta.send_event(purchase()) for _ in range(5)]  # fail_max is 3
+
+    assert outcomes == [Outcome.REJECTED] * 5
+    assert len(httpserver.log) == 5
+    errors = logs.messages("ERROR", service="meta")
+    assert len(errors) == 5
+    assert "HTTP 400" in errors[0] and "Invalid parameter" in errors[0]

@@ -1,0 +1,126 @@
+from __future__ import annotations
+
+import pytest
+
+from app.services.breaker_store import BreakerStore
+from app.services.http_client import HttpTimeouts, create_http_client
+from app.services.meta import (
+    MetaContent,
+    MetaConversionsService,
+    MetaCustomData,
+    MetaEvent,
+    MetaEventName,
+    MetaSettings,
+    MetaUserData,
+)
+
+USER = MetaUserData("198.51.100.4", "Mozilla/5.0")
+
+
+def test_each_event_name_maps_to_its_task_name() -> None:
+    names = {
+        MetaEvent(name, "https://shop.example/", USER, MetaCustomData(1.0, "EUR")).task_name
+        for name in MetaEventName
+    }
+
+    assert names == {
+        "meta.purchase",
+        "meta.add_to_cart",
+        "meta.view_content",
+        "meta.initiate_checkout",
+        "meta.search",
+        "meta.complete_registration",
+    }
+
+
+def test_every_event_gets_its_own_id_for_deduplication_with_the_pixel() -> None:
+    first = MetaEvent(MetaEventName.VIEW_CONTENT, "https://shop.example/", USER)
+    second = MetaEvent(MetaEventName.VIEW_CONTENT, "https://shop.example/", USER)
+
+    assert first.event_id != second.event_id
+
+
+def test_a_purchase_needs_a_value_and_a_currency() -> None:
+    with pytest.raises(ValueError, match="Purchase event needs"):
+        MetaEvent(MetaEventName.PURCHASE, "https://shop.example/", USER)
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda: MetaUserData("not-an-ip", "Mozilla/5.0"),
+        lambda: MetaUserData("198.51.100.4", "  "),
+        lambda: MetaCustomData(value=-1.0, currency="EUR"),
+        lambda: MetaCustomData(value=1.0, currency="eur"),
+        lambda: MetaCustomData(value=1.0),
+        lambda: MetaContent("sku", quantity=0),
+        lambda: MetaEvent(MetaEventName.SEARCH, "ftp://shop.example/", USER),
+    ],
+    ids=["ip", "user-agent", "negative", "currency", "value-alone", "quantity", "url"],
+)
+def test_invalid_event_parts_fail_when_built_in_the_request(build: object) -> None:
+    with pytest.raises(ValueError):
+        build()  # type: ignore[operator]
+
+
+def test_contact_details_stay_out_of_the_repr() -> None:
+    user = MetaUserData("198.51.100.4", "UA", email="jane@example.com", phone="+48601234567")
+
+    assert "jane" not in repr(user) and "601234567" not in repr(user)
+
+
+def test_unusable_contact_details_are_left_out_of_the_payload() -> None:
+    meta = MetaConversionsService(
+        MetaSettings(), create_http_client(), BreakerStore().breaker("meta", MetaSettings().breaker)
+    )
+    user = MetaUserData("198.51.100.4", "UA", email="not an email", phone="12")
+    event = MetaEvent(MetaEventName.COMPLETE_REGISTRATION, "https://shop.example/", user)
+
+    user_data = meta.payload(event)["data"][0]["user_data"]  # type: ignore[index]
+
+    assert user_data == {"client_ip_address": "198.51.100.4", "client_user_agent": "UA"}
+
+
+def test_settings_default_to_dry_run() -> None:
+    settings = MetaSettings.from_environ({})
+
+    assert not settings.live
+    assert settings.events_url is None
+    assert settings.timeouts == HttpTimeouts(connect=1.0, read=2.0)
+
+
+def test_settings_build_the_events_url_from_the_environment() -> None:
+    settings = MetaSettings.from_environ(
+        {
+            "META_PIXEL_ID": "1234567890",
+            "META_ACCESS_TOKEN": "tok-abc",
+            "META_API_VERSION": "v19.0",
+            "META_READ_TIMEOUT": "4",
+        }
+    )
+
+    assert settings.live
+    assert settings.events_url == "https://graph.facebook.com/v19.0/1234567890/events"
+    assert settings.timeouts.read == 4.0
+    assert "tok-abc" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"META_PIXEL_ID": "1234567890"}, "META_PIXEL_ID set but META_ACCESS_TOKEN not"),
+        ({"META_API_VERSION": "21"}, "META_API_VERSION='21' is not allowed"),
+        ({"META_CONNECT_TIMEOUT": "0"}, "META_CONNECT_TIMEOUT='0' is out of range"),
+        ({"META_DEFAULT_PHONE_COUNTRY_CODE": "+48"}, "META_DEFAULT_PHONE_COUNTRY_CODE='+48'"),
+    ],
+)
+def test_bad_settings_name_the_variable_and_value(environ: dict[str, str], message: str) -> None:
+    with pytest.raises(ValueError, match=message.replace("+", r"\+")):
+        MetaSettings.from_environ(environ)
+
+
+def test_a_bad_access_token_is_reported_without_its_value() -> None:
+    with pytest.raises(ValueError) as error:
+        MetaSettings.from_environ({"META_PIXEL_ID": "1234567890", "META_ACCESS_TOKEN": "tok en"})
+
+    assert "META_ACCESS_TOKEN" in str(error.value) and "tok" not in str(error.value)

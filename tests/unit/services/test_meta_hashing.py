@@ -1,0 +1,89 @@
+"""Meta's normalisation rules, checked against the examples in Meta's own documentation."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from app.services.meta_hashing import (
+    hash_email,
+    hash_external_id,
+    hash_phone,
+    normalise_email,
+    normalise_external_id,
+    normalise_phone,
+)
+
+
+def test_email_matches_metas_documented_example() -> None:
+    assert normalise_email("  John_Smith@gmail.com ") == "john_smith@gmail.com"
+    assert hash_email("John_Smith@gmail.com") == (
+        "62a14e44f765419d10fea99367361a727c12365e2520f32218d505ed9aa0f62f"
+    )
+
+
+def test_phone_matches_metas_documented_example() -> None:
+    assert normalise_phone("(650)555-1212", default_country_code="1") == "16505551212"
+    assert hash_phone("(650)555-1212", default_country_code="1") == (
+        "e323ec626319ca94ee8bff2e4c87cf613be6ea19919ed1364124e16807ab3176"
+    )
+
+
+@pytest.mark.parametrize(
+    ("raw", "default", "normalised"),
+    [
+        ("+44 844 412 4653", None, "448444124653"),
+        ("0044 844 412 4653", None, "448444124653"),
+        ("+44 844 412 4653", "48", "448444124653"),  # international: the default is not used
+        ("0601 234 567", "48", "48601234567"),  # national: trunk zero dropped, code added
+        ("48 601-234-567", None, "48601234567"),  # no default: taken as including the code
+        ("+٤٨ ٦٠١ ٢٣٤ ٥٦٧", None, "48601234567"),  # digits of any script, written in ASCII
+    ],
+)
+def test_phone_keeps_digits_with_the_country_code_and_no_leading_zeros(
+    raw: str, default: str | None, normalised: str
+) -> None:
+    assert normalise_phone(raw, default) == normalised
+
+
+@pytest.mark.parametrize("raw", ["", "12345", "+1 234 567 890 123 456 7", "call me"])
+def test_a_phone_that_cannot_be_a_number_is_left_out(raw: str) -> None:
+    assert hash_phone(raw) is None
+
+
+@pytest.mark.parametrize("raw", ["", "   ", "no-at-sign", "a@b", "a b@c.example"])
+def test_an_email_that_cannot_be_an_address_is_left_out(raw: str) -> None:
+    assert hash_email(raw) is None
+
+
+def test_external_id_is_trimmed_and_lowercased_before_hashing() -> None:
+    assert normalise_external_id("  Customer-42 ") == "customer-42"
+    assert hash_external_id("  Customer-42 ") == hash_external_id("customer-42")
+    assert hash_external_id("   ") is None
+
+
+ODD_PHONES = [
+    "",
+    "+",
+    "00",
+    "0000000",
+    "+0 (0) 00-12",
+    "١٢٣٤٥٦٧٨",
+    "+48 601 234 567 ext. 9",
+    "x" * 50,
+]
+
+
+@pytest.mark.parametrize("raw", ODD_PHONES)
+def test_normalised_phones_are_only_ascii_digits_without_a_leading_zero(raw: str) -> None:
+    phone = normalise_phone(raw, default_country_code="33")
+    assert phone is None or re.fullmatch(r"[1-9][0-9]{6,14}", phone)
+
+
+@pytest.mark.parametrize("raw", ["A@B.CO", " x.y+tag@Sub.Example.org\t", "ÉLODIE@exemple.fr"])
+def test_email_normalisation_is_idempotent_and_hashes_are_sha256_hex(raw: str) -> None:
+    email = normalise_email(raw)
+    assert email is not None
+    assert normalise_email(email) == email
+    assert re.fullmatch(r"[0-9a-f]{64}", hash_email(raw) or "")
