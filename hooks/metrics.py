@@ -57,6 +57,7 @@ def includeme(config: Configurator) -> None:
         return
     metrics: DeferredTaskMetrics = container.metrics()
     config.add_deferred_task_observer(MetricsObserver(metrics))
+    container.handoff_worker().add_queue_listener(metrics.set_handoff_queue_length)
     config.add_route(METRICS_ROUTE, container.config.metrics.path())
     config.add_view(
         MetricsView(metrics, os.environ.get(MULTIPROC_DIR_ENV) or None),

@@ -56,6 +56,7 @@ class HandOffWorker:
         self._threads: list[threading.Thread] = []
         self._running: dict[int, Batch] = {}
         self._closed = False
+        self._queue_listeners: list[Callable[[int], object]] = []
 
     @property
     def queue_length(self) -> int:
@@ -64,6 +65,18 @@ class HandOffWorker:
     @property
     def busy_threads(self) -> int:
         return len(self._running)
+
+    def add_queue_listener(self, listener: Callable[[int], object]) -> None:
+        """Called with the queue length whenever it changes (a metrics gauge, say)."""
+        self._queue_listeners.append(listener)
+
+    def _queue_changed(self) -> None:
+        length = self._queue.qsize()
+        for listener in self._queue_listeners:
+            try:
+                listener(length)
+            except Exception:
+                self._logger.opt(exception=True).error("Hand-off queue listener failed")
 
     @property
     def accepting(self) -> bool:
@@ -79,6 +92,7 @@ class HandOffWorker:
                 self._queue.put_nowait(batch)
             except queue.Full:
                 return False
+        self._queue_changed()
         return True
 
     def shutdown(self, grace_seconds: float | None = None) -> list[str]:
@@ -144,6 +158,7 @@ class HandOffWorker:
                 return
             batch: Batch = item  # type: ignore[assignment]
             self._running[ident] = batch
+            self._queue_changed()
             try:
                 batch.run_once()
             except BaseException:

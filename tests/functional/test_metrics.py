@@ -140,3 +140,11 @@ def test_multiprocess_mode_adds_up_every_workers_tasks(tmp_path):
     samples = parse(run_worker("scrape", multiproc_dir, tmp_path))  # a third one answers the scrape
     assert tasks(samples, "meta.purchase", "executed") == 5
     assert samples[("deferred_tasks_per_request_count", frozenset())] == 5
+
+
+def test_the_handoff_queue_length_is_a_gauge_once_batches_are_handed_off(make_app):
+    webapp = make_app(**METRICS_ON, **{"deferred_task.strategy": "thread"})
+    assert not any(name == "deferred_task_handoff_queue_length" for name, _ in scrape(webapp))
+    webapp.get("/probe/defer", params={"name": "probe.handed_off"})
+    samples = scrape(webapp)
+    assert ("deferred_task_handoff_queue_length", frozenset()) in samples

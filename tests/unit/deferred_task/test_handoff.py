@@ -116,3 +116,17 @@ def test_a_crashing_batch_does_not_kill_its_thread(worker, logs):
 def test_bad_sizes_fail_at_construction_naming_the_parameter(kwargs, parameter):
     with pytest.raises(ValueError, match=parameter):
         HandOffWorker(**kwargs)
+
+
+def test_queue_listeners_hear_every_change_of_the_queue_length(worker):
+    w = worker(threads=1, queue_size=5)
+    lengths: list[int] = []
+    w.add_queue_listener(lengths.append)
+    gate = threading.Event()
+    busy = FakeBatch(["a.busy"], gate)
+    assert w.submit(busy) and busy.started.wait(WAIT)
+    queued = FakeBatch(["a.queued"])
+    assert w.submit(queued)
+    gate.set()
+    assert queued.ran.wait(WAIT)
+    assert lengths[-1] == 0 and 1 in lengths
