@@ -48,14 +48,28 @@ def is_deferred_task_record(record: Record) -> bool:
     return bool(record["extra"].get("channel") == CHANNEL)
 
 
+def add_console_sink(level: str) -> int:
+    """Reset loguru to one stderr sink at ``level`` (every channel); returns the sink's id."""
+    ensure_notice_level()
+    logger.remove()
+    logger.configure(extra={"channel": "app", "request_id": NO_REQUEST_ID})
+    return logger.add(sys.stderr, level=level, format=CONSOLE_FORMAT, backtrace=False, diagnose=False)
+
+
+def route_stdlib_logging(names: tuple[str, ...] = STDLIB_LOGGERS) -> None:
+    """Send stdlib ``logging`` (the root logger and the servers' own loggers) into loguru."""
+    logging.basicConfig(handlers=[InterceptHandler()], level=0, force=True)
+    for name in names:
+        stdlib_logger = logging.getLogger(name)
+        stdlib_logger.handlers = [InterceptHandler()]
+        stdlib_logger.propagate = False
+
+
 def setup_logging(
     *, threshold: str, max_files: int, path: str, app_log_level: str = "INFO"
 ) -> Iterator[None]:
     """A dependency-injector Resource: configure on init, flush the file sink on shutdown."""
-    ensure_notice_level()
-    logger.remove()
-    logger.configure(extra={"channel": "app", "request_id": NO_REQUEST_ID})
-    logger.add(sys.stderr, level=app_log_level, format=CONSOLE_FORMAT, backtrace=False, diagnose=False)
+    add_console_sink(app_log_level)
     file_sink = logger.add(
         path,
         level=threshold,
@@ -67,10 +81,6 @@ def setup_logging(
         backtrace=False,
         diagnose=False,
     )
-    logging.basicConfig(handlers=[InterceptHandler()], level=0, force=True)
-    for name in STDLIB_LOGGERS:
-        stdlib_logger = logging.getLogger(name)
-        stdlib_logger.handlers = [InterceptHandler()]
-        stdlib_logger.propagate = False
+    route_stdlib_logging()
     yield
     logger.remove(file_sink)

@@ -37,6 +37,8 @@ class RequestBatch:
     scheduled: bool = False
     """True once the run is attached to a trigger after the response; the safety net stays out."""
     context: contextvars.Context | None = None
+    trigger: str = ""
+    """What ran the batch (close, thread, uwsgi, inline...): logged at DEBUG when it starts."""
     _done: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -72,6 +74,11 @@ class RequestBatch:
 
     def _run(self) -> RunReport | None:
         with logger.contextualize(request_id=self.request_id):
+            if self.runner.has_tasks():
+                names = self.pending_names()
+                deferred_task_logger.debug(
+                    "Running {} deferred task(s) via {}: {}", len(names), self.trigger or "?", ", ".join(names)
+                )
             try:
                 report = self.runner.run(
                     ceiling_seconds=self.ceiling_seconds(), request_failed=self.request_failed

@@ -1,9 +1,17 @@
 """Which trigger runs a batch: the body's close(), the hand-off worker, or uWSGI's after-request hook.
 
-``auto`` picks per response: inline in ``close()`` where the client already has the whole body
-by then (a Content-Length, or gunicorn, which writes the last chunk before ``close()``); the
-hand-off worker where it does not (no Content-Length on waitress, wsgiref, uWSGI); uWSGI's
-``after_req_hook`` under uWSGI.
+``auto`` picks per response, so that the client has the whole response before a task runs:
+
+- under uWSGI: ``after_req_hook`` (uWSGI calls it after closing the client's socket);
+- gunicorn: inline in ``close()`` — gunicorn writes the last chunk (and the headers of an empty
+  body) before it calls ``close()`` — except for a body without Content-Length to an HTTP/1.0
+  client, which only the closing connection ends, after ``close()``: hand-off;
+- other servers (waitress, wsgiref, mod_wsgi...): inline in ``close()`` when the body has a
+  Content-Length *and* the server took all of it; hand-off otherwise (no Content-Length: the
+  chunked terminator or the connection close comes after ``close()``; HEAD and 304: waitress
+  sends the headers only after ``close()``);
+- a 416 (WebOb closes the body before sending anything) and an exception that escaped Pyramid
+  (there is no body to wrap): hand-off.
 """
 
 from __future__ import annotations
@@ -18,7 +26,13 @@ from hooks.batch import RequestBatch
 from hooks.closing import wrap_app_iter
 
 CLOSE, THREAD, UWSGI = "close", "thread", "uwsgi"
+CLOSE_IF_DELIVERED = "close-if-delivered"
+"""Inline in close() if the server took the whole non-empty body, else hand-off."""
 STRATEGIES = ("auto", CLOSE, THREAD)
+
+
+def is_gunicorn(environ: Mapping[str, Any]) -> bool:
+    return str(environ.get("SERVER_SOFTWARE", "")).startswith("gunicorn")
 
 
 class BatchDispatcher:
@@ -38,10 +52,11 @@ class BatchDispatcher:
             return UWSGI
         if closed_early:
             return THREAD
+        if is_gunicorn(environ):
+            http10 = environ.get("SERVER_PROTOCOL") == "HTTP/1.0"
+            return THREAD if http10 and response.content_length is None else CLOSE
         if response.content_length is not None:
-            return CLOSE
-        if str(environ.get("SERVER_SOFTWARE", "")).startswith("gunicorn"):
-            return CLOSE
+            return CLOSE_IF_DELIVERED
         return THREAD
 
     def schedule(
@@ -51,16 +66,42 @@ class BatchDispatcher:
         batch.scheduled = True
         batch.capture_context()
         if trigger == UWSGI:
-            uwsgi_trigger.schedule(batch)
+            self.after_request(batch)
         elif trigger == THREAD:
-            wrap_app_iter(response, lambda: self.hand_off(batch))
+            wrap_app_iter(response, lambda delivered: self.hand_off(batch))
+        elif trigger == CLOSE_IF_DELIVERED:
+            wrap_app_iter(
+                response, lambda delivered: self.run_inline(batch) if delivered else self.hand_off(batch)
+            )
         else:
-            wrap_app_iter(response, batch.run_once)
+            wrap_app_iter(response, lambda delivered: self.run_inline(batch))
         return trigger
 
+    def schedule_without_response(self, batch: RequestBatch) -> str:
+        """An exception escaped Pyramid: no body to wrap, and the server's error page comes next."""
+        batch.scheduled = True
+        batch.capture_context()
+        if self.strategy != THREAD and uwsgi_trigger.available():
+            self.after_request(batch)
+            return UWSGI
+        self.hand_off(batch)
+        return THREAD
+
+    @staticmethod
+    def run_inline(batch: RequestBatch) -> None:
+        batch.trigger = CLOSE
+        batch.run_once()
+
+    @staticmethod
+    def after_request(batch: RequestBatch) -> None:
+        batch.trigger = UWSGI
+        uwsgi_trigger.schedule(batch)
+
     def hand_off(self, batch: RequestBatch) -> None:
+        batch.trigger = THREAD
         if self.worker.submit(batch):
             return
+        batch.trigger = "inline (hand-off queue full)" if self.worker.accepting else "inline (shutting down)"
         if self.worker.accepting:
             deferred_task_logger.warning(
                 "Hand-off queue full ({} batches waiting): running {} task(s) inline, the client waits",

@@ -31,7 +31,9 @@ def install_shutdown(container: Any, *, handle_sigterm: bool) -> None:
 
         uwsgi.atexit = uwsgi_atexit
     in_main_thread = threading.current_thread() is threading.main_thread()
-    if handle_sigterm and in_main_thread and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+    # uWSGI's SIGTERM handlers are C handlers Python cannot see: never replace them.
+    unhandled = uwsgi is None and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    if handle_sigterm and in_main_thread and unhandled:
         signal.signal(signal.SIGTERM, _exit_on_sigterm)
 
 

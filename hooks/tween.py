@@ -6,7 +6,8 @@
   attached to a trigger that fires after the client has the response (``hooks.dispatch``);
 - disabled mode: run inline in the tween, before the response is returned;
 - finished callback (before the body is written): the safety net for requests whose response
-  never reached NewResponse (an exception escaped Pyramid), so no task leaks into the next request.
+  never reached NewResponse (an exception escaped Pyramid): the batch goes to a trigger that
+  fires after the server's error response, so no task leaks into the next request.
 """
 
 from __future__ import annotations
@@ -100,7 +101,12 @@ def is_unsatisfiable_range(request: Request, response: Response) -> bool:
 
 
 def _safety_net(request: Request) -> None:
+    """No response reached NewResponse (an exception escaped Pyramid): hand the batch off, so
+    that its ``always`` tasks run after the server's error response, not before it."""
     batch: RequestBatch | None = getattr(request, BATCH_ATTR, None)
     if batch is None or batch.scheduled:
         return
-    batch.run_once()
+    if not batch.runner.enabled or not batch.runner.has_tasks():
+        batch.run_once()
+        return
+    request.registry.container.deferred_task_dispatcher().schedule_without_response(batch)

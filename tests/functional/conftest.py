@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -20,6 +21,16 @@ from containers import Container
 def no_logging_setup() -> Iterator[None]:
     """Leave loguru as the test configured it (the `logs` fixture's sink stays in place)."""
     yield
+
+
+def eventually(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
+    """True as soon as ``condition()`` holds (a batch handed off to the worker thread ran)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.005)
+    return True
 
 
 class Recorder:
@@ -103,6 +114,7 @@ def make_app(tmp_path, recorder) -> Iterator[Any]:
 
     yield make
     for container in containers:
+        container.handoff_worker().shutdown(grace_seconds=5)
         container.shutdown_resources()
 
 

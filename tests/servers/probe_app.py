@@ -1,18 +1,21 @@
 """The real application plus probe routes, for the real-server tests only.
 
-Served as ``gunicorn 'tests.servers.probe_app:make_app()'`` or
-``waitress-serve --call tests.servers.probe_app:make_app``. Everything the probes write goes
-under the directory named by the ``PROBE_DIR`` environment variable.
+Served as ``gunicorn 'tests.servers.probe_app:make_app()'``,
+``waitress-serve --call tests.servers.probe_app:make_app``, ``uwsgi --module
+tests.servers.uwsgi_app`` or ``python -m tests.servers.wsgiref_server``. Everything the probes
+write goes under the directory named by the ``PROBE_DIR`` environment variable.
 
 ``RidMiddleware`` wraps the Pyramid app: it publishes the request id (``?rid=``) in a
-threadlocal on entry and clears it only after the inner body's ``close()`` returned, which
-is where the hook runs the request's deferred tasks. A task that records the threadlocal
-therefore shows at the end of *which* request it ran: a runner shared between requests
-would show another request's id (or none).
+contextvar on entry and clears it once the inner body's ``close()`` returned. The hook runs a
+request's tasks in a copy of the request's context (inline in ``close()``, on a hand-off
+thread, or in uWSGI's after-request hook), so a task that records the contextvar shows at the
+end of *which* request it ran: a runner shared between requests would show another request's
+id.
 """
 
 from __future__ import annotations
 
+import contextvars
 import json
 import os
 import threading
@@ -28,6 +31,7 @@ from pyramid.response import Response
 
 from app.deferred_task import DeferredTaskRunner
 from app.factory import build_container, make_configurator
+from hooks.lifecycle import install_shutdown
 
 PROBE_DIR_ENV = "PROBE_DIR"
 RUNNER_SCOPE_ENV = "PROBE_RUNNER_SCOPE"
@@ -36,33 +40,44 @@ the isolation test must be able to detect (used by the negative-control test).""
 
 MARKERS = "markers"
 ISOLATION_LOG = "isolation.log"
+DEFERRED_TASK_LOG = "deferred_task.log"
 SMALL_BODY = b"s" * 100
 LARGE_BODY = b"L" * (1 << 20)
+STREAM_CHUNK = b"c" * 1000
+STREAM_CHUNKS = 64
+STREAMED_BODY = STREAM_CHUNK * STREAM_CHUNKS
+BODIES = {"small": SMALL_BODY, "large": LARGE_BODY, "stream": STREAMED_BODY}
 ISOLATION_TASKS = 3
+EDGE_BODY = b"0123456789" * 10
+EDGE_ETAG = "probe-etag"
 
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
-_current = threading.local()
+_current_rid: contextvars.ContextVar[str | None] = contextvars.ContextVar("probe_rid", default=None)
 
 
 def current_rid() -> str:
-    """The id of the request whose (inner) body this thread is serving or closing; '-' if none."""
-    rid: str | None = getattr(_current, "rid", None)
-    return rid if rid else "-"
+    """The id of the request whose context this code runs in; '-' if none."""
+    return _current_rid.get() or "-"
 
 
 class RidMiddleware:
-    def __init__(self, app: WSGIApp) -> None:
+    def __init__(self, app: Any) -> None:
         self._app = app
+
+    @property
+    def registry(self) -> Any:
+        """The Pyramid registry, so gunicorn.conf.py finds the container behind the middleware."""
+        return self._app.registry
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         query = parse_qs(environ.get("QUERY_STRING", ""))
-        _current.rid = query.get("rid", [""])[0]
+        _current_rid.set(query.get("rid", [""])[0] or None)
         try:
             body = self._app(environ, start_response)
         except BaseException:
-            _current.rid = None
+            _current_rid.set(None)
             raise
         return _RidBody(body)
 
@@ -82,7 +97,7 @@ class _RidBody:
             if close is not None:
                 close()
         finally:
-            _current.rid = None
+            _current_rid.set(None)
 
 
 def probe_dir() -> Path:
@@ -96,34 +111,69 @@ def _query_str(request: Request, key: str) -> str:
     return str(value)
 
 
-def _write_marker(rid: str, started: float) -> None:
-    record = {
-        "rid": rid,
-        "seen_rid": current_rid(),
-        "started": started,
-        "finished": time.time(),
-        "pid": os.getpid(),
-        "thread": threading.current_thread().name,
-    }
+def _write_json(name: str, record: dict[str, Any]) -> None:
     directory = probe_dir() / MARKERS
-    partial = directory / f".{rid}.tmp"
+    partial = directory / f".{name}.tmp"
     partial.write_text(json.dumps(record))
-    os.replace(partial, directory / f"{rid}.json")  # readers never see half a marker
+    os.replace(partial, directory / f"{name}.json")  # readers never see half a marker
+
+
+def _write_marker(rid: str, started: float) -> None:
+    _write_json(
+        rid,
+        {
+            "rid": rid,
+            "seen_rid": current_rid(),
+            "started": started,
+            "finished": time.time(),
+            "pid": os.getpid(),
+            "thread": threading.current_thread().name,
+        },
+    )
+
+
+def _mark_started(rid: str) -> float:
+    started = time.time()
+    _write_json(f"{rid}.started", {"rid": rid, "started": started, "pid": os.getpid()})
+    return started
+
+
+def _streamed(body: Iterable[bytes]) -> Iterator[bytes]:
+    """A generator body: WebOb cannot know its length, so it goes out without Content-Length."""
+    yield from body
+
+
+def _body_response(kind: str) -> Response:
+    if kind == "stream":
+        return Response(
+            app_iter=_streamed([STREAM_CHUNK] * STREAM_CHUNKS), content_type="application/octet-stream"
+        )
+    return Response(body=BODIES[kind], content_type="application/octet-stream")
 
 
 def sleep_view(request: Request) -> Response:
-    """Defers a task that sleeps ``seconds`` and then writes ``markers/<rid>.json``."""
+    """Defers ``tasks`` tasks (default 1) that each sleep ``seconds`` and write a marker.
+
+    Marker ``<rid>`` (``<rid>-<n>`` for n > 0) is written when a task ends, ``<rid>.started``
+    when the first one begins. ``cost`` is each task's declared cost (default seconds + 1);
+    ``size`` picks the body: small (100 B), large (1 MiB) or stream (no Content-Length).
+    """
     rid = _query_str(request, "rid")
     seconds = float(request.GET.get("seconds", "1.5"))
-    body = LARGE_BODY if request.GET.get("size") == "large" else SMALL_BODY
+    cost = float(request.GET.get("cost", seconds + 1))
+    tasks = int(request.GET.get("tasks", "1"))
 
-    def sleep_then_mark() -> None:
-        started = time.time()
+    def sleep_then_mark(name: str) -> None:
+        started = _mark_started(rid) if name == rid else time.time()
         time.sleep(seconds)
-        _write_marker(rid, started)
+        _write_marker(name, started)
 
-    request.deferred_task.defer(sleep_then_mark, max_cost_seconds=seconds + 1, name="probe.sleep")
-    return Response(body=body, content_type="application/octet-stream")
+    for index in range(tasks):
+        name = rid if index == 0 else f"{rid}-{index}"
+        request.deferred_task.defer(
+            lambda name=name: sleep_then_mark(name), max_cost_seconds=cost, name=f"probe.sleep.{name}"
+        )
+    return _body_response(request.GET.get("size", "small"))
 
 
 def _append_line(own_rid: str, index: int) -> None:
@@ -140,7 +190,8 @@ def isolation_view(request: Request) -> Response:
 
     Task 0 goes through ``request.deferred_task`` (the runner the hook captured), the others
     through ``container.deferred_task()``, looked up after ``hold`` seconds of simulated view
-    work, during which other threads start their own requests.
+    work, during which other threads start their own requests. ``size=stream`` sends the body
+    without Content-Length (the batch is then handed off on servers that need it).
     """
     rid = _query_str(request, "rid")
     hold = float(request.GET.get("hold", "0"))
@@ -152,7 +203,36 @@ def isolation_view(request: Request) -> Response:
         container.deferred_task().defer(
             lambda index=index: _append_line(rid, index), max_cost_seconds=0.5, name="probe.isolation"
         )
+    if request.GET.get("size") == "stream":
+        return Response(app_iter=_streamed([rid.encode()]), content_type="text/plain")
     return Response(body=rid.encode(), content_type="text/plain")
+
+
+class ProbeViewError(RuntimeError):
+    """Raised by the edge view: no exception view handles it, so it escapes Pyramid."""
+
+
+def edge_view(request: Request) -> Response:
+    """Defers a plain task (line index 0) and an ``always`` task (index 1) that sleeps ``seconds``.
+
+    ``raise=1`` raises past Pyramid; otherwise the response is conditional (ETag, ranges), so the
+    request's headers (HEAD, If-None-Match, Range) make WebOb answer 200, 304, 206 or 416.
+    """
+    rid = _query_str(request, "rid")
+    seconds = float(request.GET.get("seconds", "0"))
+
+    def always_then_line() -> None:
+        time.sleep(seconds)
+        _append_line(rid, 1)
+
+    runner: DeferredTaskRunner = request.deferred_task
+    runner.defer(lambda: _append_line(rid, 0), max_cost_seconds=0.5, name=f"probe.edge.{rid}.plain")
+    runner.defer(always_then_line, max_cost_seconds=seconds + 1, name=f"probe.edge.{rid}.always", always=True)
+    if request.GET.get("raise"):
+        raise ProbeViewError(f"probe view {rid} raised on purpose")
+    return Response(
+        body=EDGE_BODY, content_type="text/plain", conditional_response=True, etag=EDGE_ETAG
+    )
 
 
 def pid_view(request: Request) -> Response:
@@ -160,11 +240,11 @@ def pid_view(request: Request) -> Response:
 
 
 def make_app() -> WSGIApp:
-    """Paste-free factory: the real app (container, hooks, views) plus the probe routes."""
+    """Paste-free factory: the real app (container, hooks, views, shutdown) plus the probe routes."""
     directory = probe_dir()
     (directory / MARKERS).mkdir(parents=True, exist_ok=True)
     settings = {
-        "deferred_task.log_path": str(directory / "deferred_task.log"),
+        "deferred_task.log_path": str(directory / DEFERRED_TASK_LOG),
         "deferred_task.log_threshold": "DEBUG",
         "deferred_task.budget_seconds": "30",
         "app.log_level": "WARNING",
@@ -179,10 +259,15 @@ def make_app() -> WSGIApp:
             )
         )
     config = make_configurator(settings, container)
-    config.add_route("probe_sleep", "/probe/sleep")
-    config.add_view(sleep_view, route_name="probe_sleep")
-    config.add_route("probe_isolation", "/probe/isolation")
-    config.add_view(isolation_view, route_name="probe_isolation")
-    config.add_route("probe_pid", "/probe/pid")
-    config.add_view(pid_view, route_name="probe_pid")
-    return RidMiddleware(config.make_wsgi_app())
+    for name, view in [
+        ("sleep", sleep_view),
+        ("isolation", isolation_view),
+        ("edge", edge_view),
+        ("pid", pid_view),
+    ]:
+        config.add_route(f"probe_{name}", f"/probe/{name}")
+        config.add_view(view, route_name=f"probe_{name}")
+    app = RidMiddleware(config.make_wsgi_app())
+    # As app.main does for pserve: drain the hand-off worker at exit, SIGTERM included.
+    install_shutdown(container, handle_sigterm=True)
+    return app

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.servers.contract import Isolation, ResponseBeforeTasks
+from tests.servers.contract import EdgeResponses, Isolation, ResponseBeforeTasks
 from tests.servers.servers import GUNICORN_GTHREAD, RunningServer, running_server
 
 pytestmark = pytest.mark.servers
@@ -18,5 +18,5 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
         yield running
 
 
-class TestGunicornGthread(ResponseBeforeTasks, Isolation):
+class TestGunicornGthread(ResponseBeforeTasks, EdgeResponses, Isolation):
     pass

@@ -1,4 +1,4 @@
-"""gunicorn, one sync worker: the process is busy with the tasks, the client is not."""
+"""gunicorn, one sync worker, shipped gunicorn.conf.py: the process is busy with the tasks, not the client."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.servers.contract import ResponseBeforeTasks
+from tests.servers.contract import EdgeResponses, ResponseBeforeTasks
 from tests.servers.servers import GUNICORN_SYNC, RunningServer, running_server
 
 pytestmark = pytest.mark.servers
@@ -18,5 +18,5 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
         yield running
 
 
-class TestGunicornSync(ResponseBeforeTasks):
+class TestGunicornSync(ResponseBeforeTasks, EdgeResponses):
     pass

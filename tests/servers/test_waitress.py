@@ -1,4 +1,6 @@
-"""waitress, 4 threads: the body goes out first, and threads do not share runners."""
+"""waitress, 4 threads: the body goes out first (hand-off where waitress ends it after close()),
+and threads do not share runners.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.servers.contract import Isolation, ResponseBeforeTasks
+from tests.servers.contract import EdgeResponses, Isolation, ResponseBeforeTasks
 from tests.servers.servers import WAITRESS, RunningServer, running_server
 
 pytestmark = pytest.mark.servers
@@ -18,5 +20,5 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
         yield running
 
 
-class TestWaitress(ResponseBeforeTasks, Isolation):
+class TestWaitress(ResponseBeforeTasks, EdgeResponses, Isolation):
     pass
