@@ -56,7 +56,10 @@ class RequestBatch:
         return self.hard_limit_seconds - (self.clock() - self.started)
 
     def pending_names(self) -> list[str]:
-        return [task.name for task in self.runner.pending()]
+        """Tasks that have not run yet; one still running (at shutdown) comes first, marked so."""
+        current = self.runner.current_task
+        running = [f"{current.name} (still running)"] if current is not None else []
+        return running + [task.name for task in self.runner.pending()]
 
     def run_once(self) -> RunReport | None:
         """Run the batch unless it already ran; never lets an ``Exception`` reach the server.

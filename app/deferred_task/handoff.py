@@ -114,7 +114,8 @@ class HandOffWorker:
         unrun = self._unrun_names()
         if unrun:
             self._logger.error(
-                "Shutting down with {} deferred task(s) that did not run within the {}s grace period: {}",
+                "Shutting down with {} deferred task(s) that did not run or finish within the {}s grace "
+                "period: {}",
                 len(unrun), grace, ", ".join(unrun),
             )
         return unrun

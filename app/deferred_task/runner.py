@@ -57,6 +57,7 @@ class DeferredTaskRunner:
         self._sequence = itertools.count()
         self._forgotten: list[TaskResult] = []
         self._running = False
+        self._current: DeferredTask | None = None
 
     @property
     def enabled(self) -> bool:
@@ -103,6 +104,11 @@ class DeferredTaskRunner:
     def pending(self) -> tuple[DeferredTask, ...]:
         """The queued tasks in the order :meth:`run` would consider them."""
         return tuple(entry[2] for entry in sorted(self._queue))
+
+    @property
+    def current_task(self) -> DeferredTask | None:
+        """The task :meth:`run` is executing right now (read from another thread at shutdown)."""
+        return self._current
 
     def run(self, *, ceiling_seconds: float | None = None, request_failed: bool = False) -> RunReport:
         """Run every queued task, highest priority first, and report what became of each.
@@ -161,6 +167,7 @@ class DeferredTaskRunner:
                         item.name, item.priority, item.max_cost_seconds, max(remaining, 0.0),
                     )
                     continue
+                self._current = item
                 try:
                     item.task()
                 except Exception:
@@ -170,6 +177,8 @@ class DeferredTaskRunner:
                         "Deferred task {} failed after {:.3f}s", item.name, duration
                     )
                     continue
+                finally:
+                    self._current = None
                 duration = clock() - now
                 results.append(_result(item, Outcome.EXECUTED, duration))
                 log.debug(

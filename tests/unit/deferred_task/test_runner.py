@@ -358,3 +358,14 @@ def test_a_task_forgotten_or_replaced_during_the_run_is_in_that_runs_report(cloc
     assert trail == ["flush-2"]
     assert report.forgotten == ("crm.sync", "matomo.flush")
     assert runner.run().results == ()
+
+
+def test_the_task_in_progress_is_visible_to_other_threads_and_cleared_after():
+    runner = DeferredTaskRunner()
+    seen: list[object] = []
+    runner.defer(lambda: seen.append(runner.current_task), max_cost_seconds=1, name="a.watched")
+    runner.defer(lambda: seen.append(runner.current_task), max_cost_seconds=1, name="a.next")
+    assert runner.current_task is None
+    runner.run()
+    assert [getattr(task, "name", None) for task in seen] == ["a.watched", "a.next"]
+    assert runner.current_task is None
