@@ -6,7 +6,8 @@
   (``post_worker_init``), unless that variable is set: a deferred task that cannot finish before
   gunicorn would kill the worker is skipped and logged instead (see config/gunicorn_server.py);
 - ``graceful_timeout`` leaves the hand-off worker its shutdown grace to drain after a SIGTERM;
-- gunicorn's own logs (master included) go through loguru, like the app's.
+- gunicorn's own logs (master included) go through loguru, like the app's;
+- with ``PROMETHEUS_MULTIPROC_DIR`` set, a dead worker's gauges are retired (see README, Metrics).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import os
 from typing import Any
 
 from config.deferred_tasks import load_deferred_task_settings
-from config.gunicorn_server import apply_hard_limit, check_settings
+from config.gunicorn_server import apply_hard_limit, check_settings, forget_dead_worker_metrics
 
 _settings = load_deferred_task_settings({}, os.environ)
 
@@ -36,3 +37,7 @@ def on_starting(server: Any) -> None:
 
 def post_worker_init(worker: Any) -> None:
     apply_hard_limit(worker)
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    forget_dead_worker_metrics(worker)

@@ -111,6 +111,16 @@ class LoguruLogger(glogging.Logger):  # type: ignore[misc]
                 log.propagate = False
 
 
+def forget_dead_worker_metrics(worker: Any, environ: Mapping[str, str] = os.environ) -> None:
+    """``child_exit``: in prometheus-client's multi-process mode, retire the worker's live gauges."""
+    from app.metrics import MULTIPROC_DIR_ENV
+
+    if environ.get(MULTIPROC_DIR_ENV):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+
+
 def check_settings(server: Any, grace_seconds: float) -> None:
     """``on_starting``: warn about combinations that silently defeat the deferred-task settings."""
     cfg = server.cfg

@@ -37,7 +37,7 @@ class RequestBatch:
     scheduled: bool = False
     """True once the run is attached to a trigger after the response; the safety net stays out."""
     context: contextvars.Context | None = None
-    trigger: str = ""
+    trigger: str = "a direct call"
     """What ran the batch (close, thread, uwsgi, inline...): logged at DEBUG when it starts."""
     _done: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -80,7 +80,7 @@ class RequestBatch:
             if self.runner.has_tasks():
                 names = self.pending_names()
                 deferred_task_logger.debug(
-                    "Running {} deferred task(s) via {}: {}", len(names), self.trigger or "?", ", ".join(names)
+                    "Running {} deferred task(s) via {}: {}", len(names), self.trigger, ", ".join(names)
                 )
             try:
                 report = self.runner.run(

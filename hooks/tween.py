@@ -65,6 +65,7 @@ def deferred_task_tween_factory(handler: Handler, registry: Registry) -> Handler
             raise
         if not runner.enabled:
             batch.request_failed = response.status_int >= FAILED_STATUS
+            batch.trigger = "the tween (disabled mode: before the response)"
             batch.run_once()
         return response
 
@@ -107,6 +108,7 @@ def _safety_net(request: Request) -> None:
     if batch is None or batch.scheduled:
         return
     if not batch.runner.enabled or not batch.runner.has_tasks():
+        batch.trigger = "the finished callback"
         batch.run_once()
         return
     request.registry.container.deferred_task_dispatcher().schedule_without_response(batch)

@@ -15,6 +15,7 @@ from config.gunicorn_server import (
     apply_hard_limit,
     check_settings,
     find_container,
+    forget_dead_worker_metrics,
     hard_limit_for,
 )
 from containers import Container
@@ -100,3 +101,13 @@ def test_start_up_warns_when_sync_is_asked_for_with_threads_or_the_grace_cannot_
     check_settings(loud, grace_seconds=10)
     assert quiet.log.lines == []
     assert [level for level, _ in loud.log.lines] == [logging.WARNING, logging.WARNING]
+
+
+def test_a_dead_workers_metrics_are_retired_only_in_multiprocess_mode(tmp_path, monkeypatch):
+    from prometheus_client import multiprocess
+
+    retired: list[int] = []
+    monkeypatch.setattr(multiprocess, "mark_process_dead", retired.append)
+    forget_dead_worker_metrics(SimpleNamespace(pid=41), environ={})
+    forget_dead_worker_metrics(SimpleNamespace(pid=42), environ={"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)})
+    assert retired == [42]

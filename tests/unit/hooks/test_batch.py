@@ -24,8 +24,8 @@ def saying_hello(name: str) -> Callable[[], None]:
 
 def test_every_log_record_of_the_run_carries_the_batch_request_id(logs):
     RequestBatch(runner_with("a.one", "a.two"), request_id="req-42").run_once()
-    # per task: its own line and the runner's DEBUG line; then the summary
-    assert len(logs.records) == 5
+    # the trigger's DEBUG line; per task: its own line and the runner's DEBUG line; the summary
+    assert len(logs.records) == 6
     assert {r["extra"].get("request_id") for r in logs.records} == {"req-42"}
 
 
