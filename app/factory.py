@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Any
 
+from dependency_injector import providers
 from pyramid.config import Configurator
 from pyramid.router import Router
 
@@ -17,12 +18,24 @@ from hooks.lifecycle import install_shutdown
 
 
 def build_container(settings: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Container:
-    """Validate every setting now, so a bad value stops start-up with a message naming it."""
-    container = Container()
+    """Validate every setting now, so a bad value stops start-up with a message naming it.
+
+    The integrations' settings come from ``environ`` only; each raises its service's
+    ValueError here. Their clients are not opened here but on first use (after any fork).
+    """
     environ = os.environ if environ is None else environ
+    container = Container(environ=providers.Object(environ))
     deferred = load_deferred_task_settings(settings, environ)
     metrics = load_metrics_settings(settings, environ)
     container.config.from_dict({"deferred_task": asdict(deferred), "metrics": asdict(metrics)})
+    for integration_settings in (
+        container.meta_settings,
+        container.advisable_ai_settings,
+        container.manago_settings,
+        container.matomo_settings,
+        container.breaker_store_settings,
+    ):
+        integration_settings()
     return container
 
 

@@ -1,4 +1,5 @@
-"""Process exit: let the hand-off worker drain within its grace period, and name what it could not run."""
+"""Process exit: let the hand-off worker drain within its grace period, and name what it could not run;
+then close the integrations' HTTP and Redis clients."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ def install_shutdown(container: Any, *, handle_sigterm: bool) -> None:
     handlers and exit normally after a graceful stop, so theirs are left alone.
     """
     worker = container.handoff_worker()
+    # atexit runs last-registered first: the drain, then the integrations' clients are closed.
+    atexit.register(container.integration_clients.shutdown)
     atexit.register(worker.shutdown)
     uwsgi: Any = uwsgi_trigger.uwsgi
     if uwsgi is not None:

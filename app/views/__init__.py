@@ -1,12 +1,44 @@
-"""The application's routes."""
+"""The application's routes: the demo home page and the example shop (see README, "The shop")."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from pyramid.config import Configurator
+from pyramid.events import NewRequest
 
 
 def includeme(config: Configurator) -> None:
     config.add_route("home", "/")
     config.add_route("health", "/health")
-    config.add_route("checkout", "/checkout")
+    # Pages (HTML)
+    config.add_route("products", "/products")
+    config.add_route("product", "/products/{product_id}")
+    config.add_route("vendors", "/vendors")
+    config.add_route("vendor", "/vendors/{vendor_id}")
+    config.add_route("search", "/search")
+    config.add_route("order", "/order")
+    config.add_route("register", "/register")
+    # API (JSON)
+    config.add_route("cart", "/api/cart")
+    config.add_route("cart_items", "/api/cart/items")
+    config.add_route("cart_item", "/api/cart/items/{product_id}")
+    config.add_route("bookmark", "/api/bookmarks/{product_id}")
+    config.add_route("rating", "/api/ratings/{product_id}")
+    config.add_route("customers", "/api/customers")
+    config.add_route("checkout", "/api/checkout")
+    config.add_subscriber(start_request_scope, NewRequest)
     config.scan("app.views")
+
+
+def start_request_scope(event: NewRequest) -> None:
+    """Forget the previous request's Matomo tracker (and any test override's): the container's
+    ``matomo_tracker`` is per context, and server threads, with their context, are reused."""
+    container = getattr(event.request.registry, "container", None)
+    if container is None:
+        return
+    provider: Any = container.matomo_tracker
+    for candidate in (provider, *provider.overridden):
+        reset = getattr(candidate, "reset", None)
+        if reset is not None:
+            reset()

@@ -1,57 +1,94 @@
-"""A demo checkout that uses every defer() option, without any external service.
+"""The checkout API (the spec's ``Adv_checkout``): places the order from the cart and defers
+Meta Purchase, Manago purchase and Advisable AI purchase (all critical) and a Matomo ecommerce
+order. It shows every ``defer()`` option on real integrations:
 
-- ``meta.purchase`` (critical): must not be sent for a declined payment; the hook discards it
-  because the response is a 402 (Laravel's rule), so the view needs no ``if``;
-- ``audit.checkout`` (``always=True``): runs whatever the outcome;
-- ``matomo.flush`` (``unique=True``): deferred at each step, only the last one runs;
-- ``advisable.cart_abandoned``: deferred when the checkout starts, forgotten once the order is
-  placed, because a cart that became an order was not abandoned.
+- the purchase events are deferred as soon as the order exists, before the card is charged; a
+  declined card answers 402 and the hook discards them (a failed request must not report a
+  purchase), so no ``if`` is needed;
+- ``matomo.flush`` is ``unique``: deferred again after each tracking step, only the last runs;
+  for a declined card it is deferred with ``always=True``, so analytics still see the attempt;
+- ``forget``: emptying the cart tells Advisable AI of each removal (the cart API's behaviour);
+  products that were bought were not removed, so those signals are forgotten.
 
-``?declined=1`` simulates a refused payment.
+Body: ``{"email": ..., "phone": ..., "card": ...}`` (email and phone come from the account
+when signed in); card 4000000000000002 is declined.
 """
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Callable
-
-from loguru import logger
-from pyramid.request import Request
 from pyramid.view import view_config
 
-from app.deferred_task import DeferredTaskRunner
+from app.services import ManagoPurchase, MatomoItem, MetaEventName, SignalType
+from app.shop.customers import normalise_email, normalise_phone
+from app.shop.orders import ACCEPTED_CARD, Order, PaymentDeclined
+from app.views.cart import CartController
+from app.views.front import CRITICAL, ApiError
+from app.views.order import checkout_data
 
 PAYMENT_REQUIRED = 402
 
 
-def demo_task(name: str, detail: str) -> Callable[[], None]:
-    """Stands in for a call to an analytics or CRM service: it logs what it would send."""
-    return lambda: logger.bind(channel="app").info("{} sent: {}", name, detail)
-
-
-@view_config(route_name="checkout", request_method=("GET", "POST"), renderer="json")
-def checkout(request: Request) -> dict[str, str | None]:
-    runner: DeferredTaskRunner = request.deferred_task
-    order_id = uuid.uuid4().hex[:12]
-    runner.defer(
-        demo_task("advisable.cart_abandoned", "cart left at checkout"),
-        max_cost_seconds=0.5, priority=DeferredTaskRunner.PRIORITY_LOW, name="advisable.cart_abandoned",
-    )
-    runner.defer(
-        demo_task("audit.checkout", f"checkout attempt {order_id}"),
-        max_cost_seconds=0.1, name="audit.checkout", always=True,
-    )
-    for step in ("cart", "payment"):
-        runner.defer(
-            demo_task("matomo.flush", f"page views up to the {step} step"),
-            max_cost_seconds=0.5, priority=DeferredTaskRunner.PRIORITY_LOW, name="matomo.flush", unique=True,
+class CheckoutController(CartController):
+    @view_config(route_name="checkout", request_method="POST", renderer="json")
+    def place_order(self) -> dict[str, object]:
+        body = self.json_body()
+        lines = self.session.cart
+        if not lines:
+            raise ApiError(409, "the cart is empty")
+        customer = self.customer
+        try:
+            email = customer.email if customer else normalise_email(str(body.get("email", "")))
+            phone = customer.phone if customer else normalise_phone(str(body.get("phone") or ""))
+        except ValueError as exc:
+            raise ApiError(400, str(exc)) from None
+        order = self.shop.orders.create(
+            lines, email=email, phone=phone, customer_id=customer.id if customer else None
         )
-    runner.defer(
-        demo_task("meta.purchase", f"Purchase event for order {order_id}"),
-        max_cost_seconds=0.5, priority=DeferredTaskRunner.PRIORITY_CRITICAL, name="meta.purchase",
-    )
-    if request.params.get("declined") == "1":
-        request.response.status_int = PAYMENT_REQUIRED
-        return {"order": None, "status": "declined"}
-    runner.forget("advisable.cart_abandoned")
-    return {"order": order_id, "status": "placed"}
+        self.track_event("checkout", "payment", name=order.id, value=order.total)
+        self.defer_purchase(order)
+        try:
+            order = self.shop.orders.charge(order, str(body.get("card") or ACCEPTED_CARD))
+        except PaymentDeclined:
+            self.tracker.track_event("checkout", "payment_declined", name=order.id, value=order.total)
+            self.defer_matomo_flush(always=True)
+            self.request.response.status_int = PAYMENT_REQUIRED
+            return {"order": order.id, "status": "declined"}
+        self.tracker.track_ecommerce_order(
+            order.id,
+            order.total,
+            [
+                MatomoItem(line.product.id, line.product.name, line.product.price, line.quantity,
+                           line.product.category)
+                for line in order.lines
+            ],
+        )
+        self.defer_matomo_flush()
+        self.empty_cart()
+        self.runner.forget("advisable_ai.remove_from_cart")
+        return {"order": order.id, "status": "placed", "total": order.total, "currency": order.currency}
+
+    def defer_purchase(self, order: Order) -> None:
+        self.meta_event(
+            MetaEventName.PURCHASE,
+            checkout_data(order.lines, order.id),
+            priority=CRITICAL,
+            email=order.email,
+            phone=order.phone,
+            external_id=order.customer_id,
+        )
+        manago = self.container.manago()
+        purchase = ManagoPurchase(
+            email=order.email,
+            order_id=order.id,
+            product_ids=tuple(line.product.id for line in order.lines),
+            value=order.total,
+            currency=order.currency,
+        )
+        self.runner.defer(
+            lambda: manago.send_purchase(purchase),
+            max_cost_seconds=manago.max_cost_seconds,
+            priority=CRITICAL,
+            name=purchase.task_name,
+        )
+        for line in order.lines:
+            self.ai_signal(SignalType.PURCHASE, line.product, value=line.quantity)

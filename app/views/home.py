@@ -16,8 +16,11 @@ PAGE = """<!doctype html>
 <body><h1>Deferred task runner</h1>
 <p>This page deferred a task named <code>demo.page_view</code>; it runs after you received this page.
 See <code>logs/deferred_task.log</code> (at DEFERRED_TASK_LOG_THRESHOLD=DEBUG) and the console.</p>
-<p>More: <a href="/checkout">a checkout</a> and <a href="/checkout?declined=1">a declined one</a>
-(always, unique, forget and the failed-request rule);
+<p>The example shop defers its integration calls (Meta Conversions API, Advisable AI, Manago,
+Matomo; dry-run without credentials: the payloads are logged at INFO):
+<a href="/products">products</a>, <a href="/vendors">vendors</a>, <a href="/search?q=coffee">a search</a>,
+<a href="/order">the cart and checkout</a> (card 4000000000000002 is declined: always, unique, forget
+and the failed-request rule), <a href="/register">registration</a>.
 <a href="/metrics">/metrics</a> when APP_METRICS_ENABLED is on (development.ini).</p>
 </body></html>
 """

@@ -1,4 +1,7 @@
-"""A WebTest app: the real application plus views that defer recording tasks."""
+"""A WebTest app: the real application plus views that defer recording tasks.
+
+Its requests come from a browser (a client address and a user agent), as Meta events need.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from webtest import TestApp
 from app.deferred_task import DeferredTaskRunner
 from app.factory import build_container, make_configurator
 from containers import Container
+from tests.functional.shop import BROWSER
 
 
 def no_logging_setup() -> Iterator[None]:
@@ -110,7 +114,7 @@ def make_app(tmp_path, recorder) -> Iterator[Any]:
         containers.append(container)
         config = make_configurator(settings, container)
         add_probe_views(config, recorder)
-        return TestApp(config.make_wsgi_app())
+        return TestApp(config.make_wsgi_app(), extra_environ=BROWSER)
 
     yield make
     for container in containers:

@@ -1,4 +1,7 @@
-"""The demo checkout through WebTest, asserted with the deferred_tasks fixture (app.pytest_plugin)."""
+"""The checkout API through WebTest, asserted with the deferred_tasks fixture (app.pytest_plugin).
+
+The integrations run in dry-run here (no credentials): they log their payloads and send nothing.
+"""
 
 from __future__ import annotations
 
@@ -7,85 +10,130 @@ from webtest import TestApp
 
 from app.factory import build_container, make_configurator
 from tests.functional.conftest import no_logging_setup
+from tests.functional.shop import BROWSER, fill_cart, place_order
+
+PURCHASE_TASKS = ["meta.purchase", "manago.purchase", "advisable_ai.purchase"]
 
 
-def test_a_placed_order_defers_the_purchase_the_audit_and_one_flush(webapp, deferred_tasks, logs):
-    response = webapp.get("/checkout")
+def checkout_request(deferred_tasks):
+    """The last request: the checkout (the ones before it filled the cart)."""
+    return deferred_tasks.requests[-1]
+
+
+def test_a_placed_order_defers_the_three_purchases_and_one_flush(webapp, deferred_tasks, logs):
+    response = place_order(webapp)
     assert response.json["status"] == "placed"
-    assert deferred_tasks.names == ["meta.purchase", "audit.checkout", "matomo.flush"]
-    deferred_tasks.assert_deferred("meta.purchase", priority=100, max_cost_seconds=0.5, always=False)
-    deferred_tasks.assert_deferred("audit.checkout", always=True)
-    [report] = deferred_tasks.reports
-    assert report.executed == ("meta.purchase", "audit.checkout", "matomo.flush")
-    assert report.forgotten == ("matomo.flush", "advisable.cart_abandoned")  # replaced, then forgotten
-    assert logs.matching(f"Purchase event for order {response.json['order']}")
-    [flush] = logs.matching("matomo.flush sent")
-    assert "payment step" in flush["message"]  # the last unique one won
+    checkout = checkout_request(deferred_tasks)
+    assert checkout.names == [*PURCHASE_TASKS, "matomo.flush"]
+    for name in PURCHASE_TASKS:
+        deferred_tasks.assert_deferred(name, priority=100, always=False)
+    deferred_tasks.assert_deferred("matomo.flush", priority=10, always=False)
+    assert checkout.report is not None
+    assert checkout.report.executed == (*PURCHASE_TASKS, "matomo.flush")
+    # the flush deferred after the payment event was replaced (unique); the cart's removal
+    # signals were forgotten: the products were bought, not removed
+    assert checkout.report.forgotten == ("matomo.flush", "advisable_ai.remove_from_cart")
+    order = response.json["order"]
+    [meta] = [m for m in logs.at("INFO") if m.startswith("meta.purchase dry-run")]
+    assert f'"order_id": "{order}"' in meta and '"value": 25.8' in meta
+    [flush] = [m for m in logs.at("INFO") if m.startswith("matomo.flush dry-run")][-1:]
+    assert "e_a=payment" in flush and f"ec_id={order}" in flush  # one flush carries both
 
 
-def test_a_declined_payment_discards_the_purchase_and_still_audits(webapp, deferred_tasks, logs):
-    webapp.get("/checkout", params={"declined": "1"}, status=402)
-    assert deferred_tasks.names == [
-        "meta.purchase", "audit.checkout", "advisable.cart_abandoned", "matomo.flush",
-    ]
-    [request] = deferred_tasks.requests
-    assert request.request_failed is True
-    assert request.report is not None and request.report.executed == ("audit.checkout",)
-    assert request.report.discarded == ("meta.purchase", "advisable.cart_abandoned", "matomo.flush")
-    assert not logs.matching("Purchase event") and logs.matching("checkout attempt")
+def test_several_cart_lines_give_one_advisable_ai_purchase_each(webapp, deferred_tasks):
+    fill_cart(webapp, "wool-socks", 1)
+    place_order(webapp)  # adds espresso-250
+    assert checkout_request(deferred_tasks).names.count("advisable_ai.purchase") == 2
+
+
+def test_a_declined_payment_discards_the_purchases_and_still_flushes_matomo(webapp, deferred_tasks, logs):
+    response = place_order(webapp, declined=True)
+    assert response.json["status"] == "declined"
+    checkout = checkout_request(deferred_tasks)
+    assert checkout.names == [*PURCHASE_TASKS, "matomo.flush"]
+    deferred_tasks.assert_deferred("matomo.flush", always=True)
+    assert checkout.request_failed is True
+    assert checkout.report is not None and checkout.report.executed == ("matomo.flush",)
+    assert checkout.report.discarded == tuple(PURCHASE_TASKS)
+    assert not [m for m in logs.at("INFO") if m.startswith("meta.purchase dry-run")]
+    assert "e_a=payment_declined" in [m for m in logs.at("INFO") if m.startswith("matomo.flush")][-1]
     assert any("meta.purchase" in line and "Discarded" in line for line in logs.at("INFO"))
+    assert webapp.get("/api/cart").json["items"][0]["product_id"] == "espresso-250"  # the cart is kept
 
 
 def test_with_execute_off_nothing_runs_until_the_test_says(webapp, deferred_tasks, logs):
     deferred_tasks.execute = False
-    webapp.get("/checkout")
-    webapp.get("/checkout")
-    assert deferred_tasks.names == ["meta.purchase", "audit.checkout", "matomo.flush"] * 2
-    assert not logs.matching(" sent: ")
+    place_order(webapp)
+    deferred_tasks.clear()
+    place_order(webapp)
+    assert checkout_request(deferred_tasks).names == [*PURCHASE_TASKS, "matomo.flush"]
+    assert not [m for m in logs.at("INFO") if "dry-run" in m]
     reports = deferred_tasks.run()
-    expected = ("meta.purchase", "audit.checkout", "matomo.flush")
-    assert [report.executed for report in reports] == [expected, expected]
-    assert len(logs.matching("Purchase event")) == 2
+    assert [report.executed for report in reports] == [
+        ("meta.add_to_cart", "advisable_ai.add_to_cart"), (*PURCHASE_TASKS, "matomo.flush"),
+    ]
+    assert len([m for m in logs.at("INFO") if m.startswith("meta.purchase dry-run")]) == 1
 
 
 def test_each_request_is_captured_on_its_own(webapp, deferred_tasks):
-    webapp.get("/checkout")
+    place_order(webapp)
     webapp.get("/health")
     assert [request.names for request in deferred_tasks.requests] == [
-        ["meta.purchase", "audit.checkout", "matomo.flush"], [],
+        ["meta.add_to_cart", "advisable_ai.add_to_cart"], [*PURCHASE_TASKS, "matomo.flush"], [],
     ]
 
 
-def test_a_request_that_defers_nothing_is_captured_as_such(webapp, deferred_tasks):
-    webapp.get("/health")
+def test_an_empty_cart_is_refused_and_defers_nothing(webapp, deferred_tasks):
+    response = webapp.post_json("/api/checkout", {"email": "jane@example.com"}, status=409)
+    assert response.json == {"error": "the cart is empty"}
     deferred_tasks.assert_nothing_deferred()
 
 
-def test_disabled_mode_is_captured_too(make_app, deferred_tasks, logs):
+def test_a_bad_email_is_refused_before_anything_is_deferred(webapp, deferred_tasks):
+    fill_cart(webapp)
+    deferred_tasks.clear()
+    response = webapp.post_json("/api/checkout", {"email": "not an address"}, status=400)
+    assert "email" in response.json["error"]
+    deferred_tasks.assert_nothing_deferred()
+
+
+def test_only_a_json_body_is_accepted(webapp, deferred_tasks):
+    """A cross-site HTML form cannot send application/json: the API needs no CSRF token."""
+    fill_cart(webapp)
+    deferred_tasks.clear()
+    webapp.post("/api/checkout", {"email": "jane@example.com"}, status=415)
+    deferred_tasks.assert_nothing_deferred()
+
+
+def test_disabled_mode_is_captured_too(make_app, deferred_tasks):
     webapp = make_app(**{"deferred_task.enabled": "false"})
-    webapp.get("/checkout")
-    assert deferred_tasks.executed == ["meta.purchase", "audit.checkout", "matomo.flush"]
+    place_order(webapp)
+    assert deferred_tasks.executed[-4:] == [*PURCHASE_TASKS, "matomo.flush"]
 
 
 class SteppingClock:
-    """Each reading is one second after the previous one: every task 'takes' 1 s, deterministically."""
+    """Each reading is 5 s after the previous one: every task 'takes' 5 s, deterministically."""
 
     def __init__(self) -> None:
         self.now = 0.0
 
     def __call__(self) -> float:
-        self.now += 1.0
+        self.now += 5.0
         return self.now
 
 
 def test_a_task_overrunning_its_declared_cost_is_logged_with_both_figures(tmp_path, logs):
-    settings = {"deferred_task.log_path": str(tmp_path / "deferred_task.log")}
+    settings = {
+        "deferred_task.log_path": str(tmp_path / "deferred_task.log"),
+        "deferred_task.budget_seconds": "0",  # unlimited: the stepping clock would use it up
+    }
     container = build_container(settings, environ={})
     container.logging.override(providers.Resource(no_logging_setup))
     container.clock.override(providers.Object(SteppingClock()))
-    webapp = TestApp(make_configurator(settings, container).make_wsgi_app())
-    webapp.get("/checkout")
+    webapp = TestApp(make_configurator(settings, container).make_wsgi_app(), extra_environ=BROWSER)
+    place_order(webapp)
     container.shutdown_resources()
     warnings = [w for w in logs.at("WARNING") if "overran its declared cost" in w]
-    assert [w.split()[2] for w in warnings] == ["meta.purchase", "audit.checkout", "matomo.flush"]
-    assert "took 1.000s, declared 0.5s" in warnings[0] and "took 1.000s, declared 0.1s" in warnings[1]
+    assert [w.split()[2] for w in warnings][-4:] == [*PURCHASE_TASKS, "matomo.flush"]
+    meta = container.meta().max_cost_seconds
+    assert f"took 5.000s, declared {meta:g}s" in warnings[-4]

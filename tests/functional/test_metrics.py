@@ -10,6 +10,8 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.functional.shop import place_order
+
 ROOT = Path(__file__).resolve().parents[2]
 METRICS_ON = {"metrics.enabled": "true"}
 
@@ -34,16 +36,16 @@ def tasks(samples, name: str, outcome: str):
 
 def test_tasks_are_counted_by_name_and_outcome_after_real_requests(make_app):
     webapp = make_app(**METRICS_ON)
-    webapp.get("/checkout")
-    webapp.get("/checkout", params={"declined": "1"}, status=402)
+    place_order(webapp)
+    place_order(webapp, declined=True)
     webapp.get("/probe/failing-task")
     samples = scrape(webapp)
     assert tasks(samples, "meta.purchase", "executed") == 1
     assert tasks(samples, "meta.purchase", "discarded") == 1
-    assert tasks(samples, "audit.checkout", "executed") == 2
-    assert tasks(samples, "matomo.flush", "forgotten") == 2
-    assert tasks(samples, "advisable.cart_abandoned", "forgotten") == 1
-    assert tasks(samples, "advisable.cart_abandoned", "discarded") == 1
+    assert tasks(samples, "matomo.flush", "executed") == 2  # always=True when declined
+    assert tasks(samples, "matomo.flush", "forgotten") == 2  # replaced (unique)
+    assert tasks(samples, "advisable_ai.remove_from_cart", "forgotten") == 1
+    assert tasks(samples, "meta.add_to_cart", "executed") == 2
     assert tasks(samples, "probe.explode", "failed") == 1
     assert tasks(samples, "probe.after", "executed") == 1
 
@@ -56,36 +58,37 @@ def test_skipped_tasks_are_counted(make_app):
 
 def test_durations_runs_and_tasks_per_request_are_histograms(make_app):
     webapp = make_app(**METRICS_ON)
-    webapp.get("/checkout")
-    webapp.get("/checkout")
+    place_order(webapp)
+    place_order(webapp)
     webapp.get("/health")
     samples = scrape(webapp)
     no_labels = frozenset()
     assert samples[("deferred_task_duration_seconds_count", frozenset({("name", "meta.purchase")}))] == 2
-    assert samples[("deferred_task_run_seconds_count", no_labels)] == 2  # /health ran nothing
-    assert samples[("deferred_task_budget_used_ratio_count", no_labels)] == 2
-    assert samples[("deferred_tasks_per_request_count", no_labels)] == 3
-    assert samples[("deferred_tasks_per_request_sum", no_labels)] == 10  # 5 per checkout, 0 for /health
+    assert samples[("deferred_task_run_seconds_count", no_labels)] == 4  # /health ran nothing
+    assert samples[("deferred_task_budget_used_ratio_count", no_labels)] == 4
+    assert samples[("deferred_tasks_per_request_count", no_labels)] == 5
+    # 2 per add to cart, 6 per checkout (2 flushes, 3 purchases, 1 forgotten removal), 0 for /health
+    assert samples[("deferred_tasks_per_request_sum", no_labels)] == 16
     assert samples[("deferred_tasks_per_request_bucket", frozenset({("le", "0.0")}))] == 1
 
 
 def test_the_scrape_of_one_app_never_shows_another_apps_tasks(make_app):
     busy, idle = make_app(**METRICS_ON), make_app(**METRICS_ON)
-    busy.get("/checkout")
+    place_order(busy)
     assert tasks(scrape(busy), "meta.purchase", "executed") == 1
     assert tasks(scrape(idle), "meta.purchase", "executed") is None
 
 
 def test_the_path_is_configurable(make_app):
     webapp = make_app(**METRICS_ON, **{"metrics.path": "/_internal/metrics"})
-    webapp.get("/checkout")
+    place_order(webapp)
     assert tasks(scrape(webapp, "/_internal/metrics"), "meta.purchase", "executed") == 1
     webapp.get("/metrics", status=404)
 
 
 def test_metrics_are_off_unless_enabled(make_app):
     webapp = make_app()
-    webapp.get("/checkout")
+    place_order(webapp)
     webapp.get("/metrics", status=404)
 
 
@@ -101,6 +104,7 @@ WORKER = textwrap.dedent("""
     from dependency_injector import providers
     from webtest import TestApp
     from app.factory import build_container, make_configurator
+    from tests.functional.shop import BROWSER, place_order
 
     def no_logging():
         yield
@@ -108,12 +112,12 @@ WORKER = textwrap.dedent("""
     settings = {"metrics.enabled": "true", "deferred_task.log_path": sys.argv[2]}
     container = build_container(settings)
     container.logging.override(providers.Resource(no_logging))
-    app = TestApp(make_configurator(settings, container).make_wsgi_app())
+    app = TestApp(make_configurator(settings, container).make_wsgi_app(), extra_environ=BROWSER)
     if sys.argv[1] == "scrape":
         sys.stdout.write(app.get("/metrics").text)
     else:
         for _ in range(int(sys.argv[1])):
-            app.get("/checkout")
+            place_order(app)
 """)
 
 
@@ -139,7 +143,7 @@ def test_multiprocess_mode_adds_up_every_workers_tasks(tmp_path):
     run_worker("3", multiproc_dir, tmp_path)
     samples = parse(run_worker("scrape", multiproc_dir, tmp_path))  # a third one answers the scrape
     assert tasks(samples, "meta.purchase", "executed") == 5
-    assert samples[("deferred_tasks_per_request_count", frozenset())] == 5
+    assert samples[("deferred_tasks_per_request_count", frozenset())] == 10  # cart, then checkout
 
 
 def test_the_handoff_queue_length_is_a_gauge_once_batches_are_handed_off(make_app):

@@ -11,12 +11,14 @@ from webtest import TestApp
 
 from app.factory import build_container, make_configurator
 from tests.functional.conftest import no_logging_setup
+from tests.functional.shop import BROWSER, place_order
 
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
 
 
 def records_of_order(logs, response) -> list[Any]:
-    """The records the checkout's tasks wrote for this response's order id."""
+    """The records the checkout's tasks wrote for this response's order id: the dry-runs of
+    meta.purchase, manago.purchase and matomo.flush name it."""
     order = response.json["order"]
     return [r for r in logs.records if order in r["message"]]
 
@@ -40,36 +42,37 @@ def test_an_incoming_id_that_is_not_sane_is_replaced(webapp, bad):
 
 def test_error_responses_carry_the_id_too(webapp):
     headers = {"X-Request-ID": "req-402"}
-    response = webapp.get("/checkout", params={"declined": "1"}, headers=headers, status=402)
+    response = place_order(webapp, declined=True, headers=headers)
     assert response.headers["X-Request-ID"] == "req-402"
 
 
 def test_each_requests_task_records_carry_its_own_id_and_no_other(webapp, logs):
-    first = webapp.get("/checkout", headers={"X-Request-ID": "req-first"})
-    second = webapp.get("/checkout")
+    first = place_order(webapp, headers={"X-Request-ID": "req-first"})
+    second = place_order(webapp)
     second_id = second.headers["X-Request-ID"]
     first_records, second_records = records_of_order(logs, first), records_of_order(logs, second)
-    assert len(first_records) == 2 and len(second_records) == 2  # meta.purchase and audit.checkout
+    assert len(first_records) == 3 and len(second_records) == 3
     assert {r["extra"]["request_id"] for r in first_records} == {"req-first"}
     assert {r["extra"]["request_id"] for r in second_records} == {second_id}
 
 
 def test_the_runners_own_lines_carry_the_id(webapp, logs):
-    webapp.get("/checkout", params={"declined": "1"}, headers={"X-Request-ID": "req-declined"}, status=402)
+    place_order(webapp, declined=True, headers={"X-Request-ID": "req-declined"})
     [discarded] = [r for r in logs.records if "Discarded deferred task meta.purchase" in r["message"]]
-    [summary] = [r for r in logs.records if r["message"].startswith("Deferred tasks done")]
+    *_, summary = [r for r in logs.records if r["message"].startswith("Deferred tasks done")]  # cart first
     assert discarded["extra"]["request_id"] == summary["extra"]["request_id"] == "req-declined"
 
 
 def test_disabled_mode_runs_carry_the_id(make_app, logs):
     webapp = make_app(**{"deferred_task.enabled": "false"})
-    response = webapp.get("/checkout", headers={"X-Request-ID": "req-inline"})
+    response = place_order(webapp, headers={"X-Request-ID": "req-inline"})
     assert {r["extra"]["request_id"] for r in records_of_order(logs, response)} == {"req-inline"}
 
 
 def test_the_views_own_lines_carry_the_id_too(webapp, logs):
-    webapp.get("/checkout", headers={"X-Request-ID": "req-view"})
-    [forgotten] = [r for r in logs.records if "advisable.cart_abandoned (1 queued) forgotten" in r["message"]]
+    place_order(webapp, headers={"X-Request-ID": "req-view"})
+    forgotten_line = "advisable_ai.remove_from_cart (1 queued) forgotten"
+    [forgotten] = [r for r in logs.records if forgotten_line in r["message"]]
     assert forgotten["extra"]["request_id"] == "req-view"
 
 
@@ -91,15 +94,15 @@ def test_tasks_handed_off_to_the_worker_thread_keep_their_requests_id(tmp_path, 
     }
     container = build_container(settings, environ={})
     container.logging.override(providers.Resource(no_logging_setup))
-    webapp = TestApp(make_configurator(settings, container).make_wsgi_app())
+    webapp = TestApp(make_configurator(settings, container).make_wsgi_app(), extra_environ=BROWSER)
     responses = {
-        request_id: webapp.get("/checkout", headers={"X-Request-ID": request_id})
+        request_id: place_order(webapp, headers={"X-Request-ID": request_id})
         for request_id in ("req-thread-1", "req-thread-2", "req-thread-3")
     }
     assert container.handoff_worker().shutdown(grace_seconds=30) == []  # waits for the queue to drain
     for request_id, response in responses.items():
         records = records_of_order(logs, response)
-        assert len(records) == 2
+        assert len(records) == 3
         assert {r["extra"]["request_id"] for r in records} == {request_id}
         assert all(r["thread"].name.startswith("deferred-task-") for r in records)
     executed = container.metrics_registry().get_sample_value(

@@ -1,0 +1,144 @@
+"""Visitors' sessions, keyed by the session cookie: each holds a cart, bookmarks and ratings.
+
+The cookie carries a random token; the token itself is a credential, so nothing leaves the
+shop with it. Integrations get :attr:`ShopSession.visitor_id`, a one-way digest of it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import secrets
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from app.shop.catalogue import Product
+
+MAX_SESSIONS = 10_000
+MAX_QUANTITY = 99
+_TOKEN = re.compile(r"[A-Za-z0-9_-]{32}")
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(24)  # 32 characters
+
+
+def is_token(value: str | None) -> bool:
+    return value is not None and _TOKEN.fullmatch(value) is not None
+
+
+@dataclass(frozen=True, slots=True)
+class CartLine:
+    product: Product
+    quantity: int
+
+    @property
+    def total_cents(self) -> int:
+        return self.product.price_cents * self.quantity
+
+
+class ShopSession:
+    """One visitor's state. Two tabs of the same visitor may write at once: methods lock."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+        self.customer_id: str | None = None
+        self._lines: dict[str, CartLine] = {}
+        self._bookmarks: set[str] = set()
+        self._ratings: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def visitor_id(self) -> str:
+        """16 hex characters (the form Matomo's ``_id`` takes), stable for the session."""
+        return hashlib.sha256(self.token.encode()).hexdigest()[:16]
+
+    @property
+    def cart(self) -> list[CartLine]:
+        with self._lock:
+            return list(self._lines.values())
+
+    def add_to_cart(self, product: Product, quantity: int) -> CartLine:
+        """Add ``quantity`` more; returns the line as it now is."""
+        if not 1 <= quantity <= MAX_QUANTITY:
+            raise ValueError(f"quantity must be 1 to {MAX_QUANTITY}, got {quantity!r}")
+        with self._lock:
+            line = self._lines.get(product.id)
+            total = quantity + (line.quantity if line is not None else 0)
+            if total > MAX_QUANTITY:
+                raise ValueError(f"at most {MAX_QUANTITY} of one product per cart")
+            self._lines[product.id] = CartLine(product, total)
+            return self._lines[product.id]
+
+    def remove_from_cart(self, product_id: str) -> CartLine | None:
+        with self._lock:
+            return self._lines.pop(product_id, None)
+
+    def empty_cart(self) -> list[CartLine]:
+        with self._lock:
+            lines, self._lines = list(self._lines.values()), {}
+            return lines
+
+    def bookmark(self, product_id: str) -> bool:
+        """True if it was not bookmarked yet."""
+        with self._lock:
+            added = product_id not in self._bookmarks
+            self._bookmarks.add(product_id)
+            return added
+
+    def remove_bookmark(self, product_id: str) -> bool:
+        """True if it was bookmarked."""
+        with self._lock:
+            removed = product_id in self._bookmarks
+            self._bookmarks.discard(product_id)
+            return removed
+
+    @property
+    def bookmarks(self) -> list[str]:
+        with self._lock:
+            return sorted(self._bookmarks)
+
+    def rate(self, product_id: str, stars: int) -> None:
+        with self._lock:
+            self._ratings[product_id] = stars
+
+    def rating(self, product_id: str) -> int | None:
+        with self._lock:
+            return self._ratings.get(product_id)
+
+
+class Sessions:
+    """The most recently used sessions, at most ``max_sessions`` of them (the oldest go first),
+    so that clients that never send the cookie back (bots) cannot grow memory without bound."""
+
+    def __init__(self, max_sessions: int = MAX_SESSIONS) -> None:
+        self._sessions: OrderedDict[str, ShopSession] = OrderedDict()
+        self._max = max_sessions
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+    def open(self, token: str | None) -> ShopSession:
+        """The session of a well-formed token (a new one for a token this process never saw),
+        or a new session with a new token."""
+        if token is None or not is_token(token):
+            token = new_token()
+        with self._lock:
+            session = self._sessions.pop(token, None) or ShopSession(token)
+            self._store(session)
+            return session
+
+    def rotate(self, session: ShopSession) -> ShopSession:
+        """The same state under a new token (at sign-in: a token known before it is worthless)."""
+        with self._lock:
+            self._sessions.pop(session.token, None)
+            session.token = new_token()
+            self._store(session)
+            return session
+
+    def _store(self, session: ShopSession) -> None:
+        self._sessions[session.token] = session
+        while len(self._sessions) > self._max:
+            self._sessions.popitem(last=False)
