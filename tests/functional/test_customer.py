@@ -1,0 +1,49 @@
+"""Registration: Meta CompleteRegistration, Matomo, and the sign-in's Advisable AI session switch."""
+
+from __future__ import annotations
+
+from tests.functional.shop import EMAIL, PHONE, fill_cart, visitor_id
+
+
+def register(webapp, status=201, **body):
+    return webapp.post_json("/api/customers", {"email": EMAIL, "phone": PHONE, **body}, status=status)
+
+
+def test_registering_defers_the_session_switch_complete_registration_and_matomo(webapp, deferred_tasks):
+    assert register(webapp).json == {"customer": "c1", "email": "jane.doe@example.com"}
+    assert deferred_tasks.names == [
+        "advisable_ai.session_switch", "meta.complete_registration", "matomo.flush",
+    ]
+    deferred_tasks.assert_deferred("advisable_ai.session_switch", priority=50)
+    deferred_tasks.assert_deferred("meta.complete_registration", priority=50)
+    deferred_tasks.assert_deferred("matomo.flush", priority=10)
+
+
+def test_the_session_switch_names_the_anonymous_history_and_the_cookie_changes(webapp, logs):
+    fill_cart(webapp)
+    anonymous = visitor_id(webapp)
+    register(webapp)
+    assert visitor_id(webapp) != anonymous  # a new token at sign-in
+    [switch] = [m for m in logs.at("INFO") if m.startswith("advisable_ai.session_switch dry-run")]
+    assert f'"session_id": "{anonymous}"' in switch and '"user_id": "c1"' in switch
+    assert webapp.get("/api/cart").json["items"]  # the cart came along
+
+
+def test_a_taken_address_or_a_bad_one_is_refused_without_tasks(webapp, deferred_tasks):
+    register(webapp)
+    webapp.reset()  # another visitor
+    assert register(webapp, status=409).json == {"error": "this e-mail address is registered already"}
+    register(webapp, status=400, email="nobody")
+    register(webapp, status=400, phone="12")
+    assert [request.names for request in deferred_tasks.requests][1:] == [[], [], []]
+
+
+def test_a_signed_in_customer_cannot_register_again(webapp, deferred_tasks):
+    register(webapp)
+    register(webapp, status=409, email="other@example.com")
+    assert deferred_tasks.requests[-1].names == []
+
+
+def test_the_register_page_is_a_tracked_form(webapp, deferred_tasks):
+    assert 'data-api="/api/customers"' in webapp.get("/register").text
+    assert deferred_tasks.names == ["matomo.flush"]
