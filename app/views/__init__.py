@@ -1,4 +1,4 @@
-"""The application's routes: the demo home page and the example shop (see README, "The shop")."""
+"""The application's routes: the demo home page and the example shop (README, "The example shop")."""
 
 from __future__ import annotations
 

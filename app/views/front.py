@@ -269,7 +269,7 @@ class FrontApi(FrontController):
 
     @view_config(route_name="bookmark", request_method="POST")
     def bookmark(self) -> dict[str, object]:
-        self.json_body()
+        self.json_body()  # no fields, but JSON only (see json_body)
         product = self.product_or_404(self.request.matchdict["product_id"])
         if self.session.bookmark(product.id):
             self.ai_signal(SignalType.BOOKMARK, product)
