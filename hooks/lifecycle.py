@@ -29,6 +29,7 @@ def install_shutdown(container: Any, *, handle_sigterm: bool) -> None:
 
         def uwsgi_atexit() -> None:
             worker.shutdown()
+            container.integration_clients.shutdown()  # a no-op if atexit does it again
             if callable(previous):
                 previous()
 
