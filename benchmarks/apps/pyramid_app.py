@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable
 from typing import Any
 
 from pyramid.config import Configurator
@@ -70,8 +71,13 @@ def add_bench_views(config: Configurator, *, hook: bool = True) -> None:
         config.add_view(view, route_name=name)
 
 
-def make_app(settings: dict[str, Any], *, hook: bool = True) -> Router:
-    """The application as ``app.factory`` builds it; ``hook=False`` leaves out ``hooks`` only."""
+def make_app(
+    settings: dict[str, Any], *, hook: bool = True, extra: Callable[[Configurator], None] | None = None
+) -> Router:
+    """The application as ``app.factory`` builds it; ``hook=False`` leaves out ``hooks`` only.
+
+    ``extra`` adds pieces to the app (the overhead benchmark adds the hook's parts one by one).
+    """
     container = build_container(settings, environ={})  # the caller's APP_* variables stay out
     if hook:
         config = make_configurator(settings, container)
@@ -80,6 +86,8 @@ def make_app(settings: dict[str, Any], *, hook: bool = True) -> Router:
         config = Configurator(settings=dict(settings))
         config.registry.container = container
         config.include("app.views")
+    if extra is not None:
+        extra(config)
     add_bench_views(config, hook=hook)
     app: Router = config.make_wsgi_app()
     return app
