@@ -1,9 +1,10 @@
 # The two commands a newcomer types: `make serve` and `make test`. Both set everything up first.
+# `make bench` (benchmarks, ~7 minutes) sets up its own extras the same way.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup serve test lint check clean
+.PHONY: setup bench-setup serve test lint check bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +17,12 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 setup: $(VENV)/.installed
+
+$(VENV)/.bench-installed: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e '.[test,bench]'
+	touch $@
+
+bench-setup: $(VENV)/.bench-installed
 
 serve: setup
 	$(VENV)/bin/pserve config/development.ini
@@ -30,6 +37,11 @@ lint: setup
 	$(VENV)/bin/mypy
 
 check: lint test
+
+# Writes benchmarks/results/ and BENCHMARKS.md. Not part of `make test`; nothing asserts a timing.
+# `make bench BENCH_ARGS=--quick`: small counts, results under benchmarks/results/quick/ only.
+bench: bench-setup
+	$(PY) -m benchmarks $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks.apps.work import TASK_COUNT, TASK_SECONDS
+from benchmarks.apps.work import TASK_COUNT, TASK_SECONDS, WORK_QUERY
 from benchmarks.client import get
 from benchmarks.servers import SERVER_LABELS, running
 from benchmarks.stats import summarize_ms
@@ -109,11 +109,12 @@ def _measure_lane(
                 if stop.is_set() or time.monotonic() > deadline:
                     return
                 # At least MIN_IDLE_SECONDS idle, plus jitter that keeps the lanes out of step.
-                time.sleep(max(0.0, idle_since + MIN_IDLE_SECONDS - time.monotonic()) + jitter.uniform(0, 0.02))
+                idle_left = idle_since + MIN_IDLE_SECONDS - time.monotonic()
+                time.sleep(max(0.0, idle_left) + jitter.uniform(0, 0.02))
                 request_id = f"{index}-{variant}"
                 path = PATHS[variant]
                 if variant != "none":
-                    path += f"?tasks={TASK_COUNT}&ms={round(TASK_SECONDS * 1000)}&notify={udp_port}&id={request_id}"
+                    path += f"?{WORK_QUERY}&notify={udp_port}&id={request_id}"
                 with lock if variant != "naive" else contextlib.nullcontext():
                     reply = get(port, path)
                 if reply.status != 200:

@@ -130,7 +130,9 @@ def _short(filename: str) -> str:
 
 
 def _call(app: Callable[..., Iterable[bytes]], environ: dict[str, Any]) -> None:
-    def start_response(status: str, headers: list[tuple[str, str]], exc_info: object = None) -> Callable[[bytes], None]:
+    def start_response(
+        status: str, headers: list[tuple[str, str]], exc_info: object = None
+    ) -> Callable[[bytes], None]:
         return lambda data: None
 
     body = app(dict(environ), start_response)

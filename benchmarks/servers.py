@@ -46,7 +46,9 @@ def command(server: str, app: str, port: int) -> list[str]:
     if server == "gunicorn-gthread":
         return [*gunicorn, "--worker-class", "gthread", "--threads", str(THREADS), f"{factory}()"]
     if server == "waitress":
-        return [sys.executable, "-m", "waitress", f"--listen={bind}", f"--threads={THREADS}", "--call", factory]
+        return [
+            sys.executable, "-m", "waitress", f"--listen={bind}", f"--threads={THREADS}", "--call", factory
+        ]
     if server == "uvicorn":
         return [
             sys.executable, "-m", "uvicorn", "--host", "127.0.0.1", "--port", str(port),

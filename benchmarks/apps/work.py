@@ -18,6 +18,7 @@ BODY = b"The response body the client is timed on: a small page of exactly one h
 CONTENT_TYPE = "text/plain"
 TASK_COUNT = 5
 TASK_SECONDS = 0.2
+WORK_QUERY = f"tasks={TASK_COUNT}&ms={round(TASK_SECONDS * 1000)}"
 
 
 def notify(port: int, request_id: str) -> None:

@@ -1,0 +1,336 @@
+"""``BENCHMARKS.md`` and the chart, rendered from the raw results (``--report-only`` redoes it)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from benchmarks.servers import ROOT
+
+LATENCY_TARGET_P50_MS = 1.0
+LATENCY_TARGET_P99_MS = 3.0
+TASK_TARGET_NS = 2000.0
+TASK_TARGET_RATIO = 6.0
+DEFERRING = ("runner", "naive", "call_on_close", "background")
+APP_LABELS = {"pyramid": "Pyramid", "flask": "Flask", "starlette": "Starlette"}
+
+
+def _table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return lines
+
+
+def _ms(value: float | None, digits: int = 2) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def _latency_rows(section: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per (app, server, variant), with the same server's no-task figures beside it."""
+    baselines = {
+        (series["app"], series["server"]): series["variants"]["none"]
+        for series in section["series"] if "none" in series["variants"]
+    }
+    rows = []
+    for series in section["series"]:
+        base = baselines[(series["app"], series["server"])]
+        for variant, stats in series["variants"].items():
+            if not stats.get("n"):
+                continue
+            row = {"app": series["app"], "server": series["server"], "server_label": series["server_label"],
+                   "variant": variant, "label": stats["label"], **{k: stats[k] for k in ("n", "p50", "p99")}}
+            if variant != "none":
+                row["added_p50"] = stats["p50"] - base["p50"]
+                row["added_p99"] = stats["p99"] - base["p99"]
+                row["ratio_p50"] = stats["p50"] / base["p50"]
+                row["ratio_p99"] = stats["p99"] / base["p99"]
+            rows.append(row)
+    order = {"none": 0, "naive": 1, "runner": 2, "call_on_close": 2, "background": 2}
+    return sorted(rows, key=lambda r: (list(APP_LABELS).index(r["app"]), r["server"], order[r["variant"]]))
+
+
+def _verdict(row: dict[str, Any]) -> str:
+    if row["variant"] != "runner":
+        return ""
+    met = row["added_p50"] <= LATENCY_TARGET_P50_MS and row["added_p99"] <= LATENCY_TARGET_P99_MS
+    return "target met" if met else "**target missed**"
+
+
+def latency_section(section: dict[str, Any]) -> list[str]:
+    rows = _latency_rows(section)
+    work = section["work"]
+    lines = [
+        "## 1–2. Latency to the complete body, one request at a time on an idle server",
+        "",
+        f"A view returning a 100-byte body (with Content-Length) that defers {work['tasks']} tasks of "
+        f"{work['task_seconds'] * 1000:.0f} ms (sleeps), against the same view deferring nothing. "
+        f"{section['requests_per_variant']} measured requests per row (after {section['warmup_per_variant']} "
+        "warm-up requests), each on a fresh connection, sent when the server had been idle for at "
+        "least 250 ms (its previous request's tasks finished, as their last task reports over UDP). "
+        "Added = row − the same server's *no tasks* row; ratio = row / *no tasks*. Target for this "
+        f"runner: ≤ {LATENCY_TARGET_P50_MS:g} ms added at p50, ≤ {LATENCY_TARGET_P99_MS:g} ms at p99.",
+        "",
+    ]
+    lines += _table(
+        ["app / server", "variant", "n", "p50 ms", "p99 ms", "added p50 ms", "added p99 ms",
+         "ratio p50", "ratio p99", ""],
+        [
+            [
+                f"{APP_LABELS[r['app']]} / {r['server_label']}", r["label"], r["n"],
+                _ms(r["p50"]), _ms(r["p99"]),
+                _ms(r.get("added_p50")), _ms(r.get("added_p99")),
+                f"{r['ratio_p50']:.2f}×" if "ratio_p50" in r else "–",
+                f"{r['ratio_p99']:.2f}×" if "ratio_p99" in r else "–", _verdict(r),
+            ]
+            for r in rows
+        ],
+    )
+    lines += ["", f"Wall time of this section: {section['wall_seconds']:.0f} s (all lanes side by side)."]
+    return lines
+
+
+def overhead_section(section: dict[str, Any]) -> list[str]:
+    by_key = {(row["logging"], row["tasks"]): row for row in section["per_task"]}
+    counts = sorted({row["tasks"] for row in section["per_task"]})
+    lines = [
+        "## 3. Overhead per task, and the price of the hook on every request",
+        "",
+        "`defer()` + `run()` of no-op tasks (declared cost 1 s, 10 s budget: nothing skipped, nothing "
+        "overruns), per task, against a bare `heapq` push and pop of the same `(-priority, sequence, task)` "
+        "tuples timed alternately in the same loop; median of "
+        f"{section['per_task'][0]['samples']} samples (`time.perf_counter_ns`, GC on). *Quiet*: loguru sinks "
+        "at WARNING (the runner's own cost, its filtered DEBUG/INFO calls included); *production*: "
+        "production.ini's console sink at INFO, written to /dev/null (one summary line per run). "
+        f"Target: ≤ {TASK_TARGET_NS / 1000:g} µs per task and ≤ {TASK_TARGET_RATIO:g}× the floor.",
+        "",
+    ]
+    rows = []
+    for count in counts:
+        quiet, prod = by_key[("quiet", count)], by_key[("production", count)]
+        met = quiet["runner_ns_per_task"] <= TASK_TARGET_NS and quiet["ratio"] <= TASK_TARGET_RATIO
+        rows.append([
+            f"{count:,}", f"{quiet['floor_ns_per_task'] / 1000:.2f}",
+            f"{quiet['runner_ns_per_task'] / 1000:.2f}",
+            f"{quiet['ratio']:.1f}×", f"{prod['runner_ns_per_task'] / 1000:.2f}", f"{prod['ratio']:.1f}×",
+            "target met" if met else "**target missed**",
+        ])
+    lines += _table(
+        ["tasks per run", "heapq floor µs/task", "runner µs/task (quiet)", "ratio",
+         "runner µs/task (production)", "ratio", ""],
+        rows,
+    )
+    hook = section["hook"]
+    parts = hook["parts_added_us"]
+    lines += [
+        "",
+        f"Creating the runner (not in the figures above): {section['runner_construction_ns'] / 1000:.2f} µs.",
+        "",
+        f"**The hook on every request** (in-process WSGI call of the real app, view deferring nothing, "
+        f"median of {hook['samples']} × {hook['requests_per_sample']} requests): "
+        f"{hook['with_hook_us']:.1f} µs with the hook vs {hook['without_hook_us']:.1f} µs without, "
+        f"**+{hook['added_us']:.1f} µs ({hook['ratio']:.2f}×)**. "
+        "Its three registrations, each alone on the bare app: "
+        f"the tween with its fresh runner +{parts['only_tween_with_fresh_runner']:.1f} µs, the reified "
+        f"`request.deferred_task` +{parts['only_reified_request_method']:.1f} µs, a no-op `NewResponse` "
+        f"subscriber +{parts['only_noop_newresponse_subscriber']:.1f} µs.",
+        "",
+        "Where `defer()` + `run()` spends its time (cProfile, own time, quiet logging; the profile includes "
+        "creating the runner):",
+        "",
+    ]
+    for count, rows_ in section["profile"].items():
+        lines += [f"- {int(count):,} task(s) per run: " + "; ".join(
+            f"`{row['function']}` {row['own_share'] * 100:.0f} %" for row in rows_[:7]
+        )]
+    return lines
+
+
+def load_section(section: dict[str, Any]) -> list[str]:
+    lines = [
+        "## 4. Throughput and isolation under bounded load",
+        "",
+        "One Pyramid server (1 process, 4 threads); N keep-alive clients in a separate process send "
+        f"requests back to back: up to {section['plain_requests_max']:,} requests or "
+        f"{section['plain_seconds']:g} s without deferred work, {section['work_requests']} requests with it "
+        "(5 × 200 ms through this runner). *Served/s* counts requests whose deferred work has finished, up "
+        "to the last one. Meanwhile another client (the *probe*, fresh connections, open loop: one "
+        f"request every {section['probe_interval_seconds'] * 1000:.0f} ms) asks for the no-task page: its "
+        "latency is what a busy pool costs everyone else.",
+        "",
+    ]
+    lines += _table(
+        ["server", "clients", "deferred work", "requests", "responses/s", "served/s", "clients p50 ms",
+         "clients p99 ms", "probe n", "probe p50 ms", "probe p99 ms"],
+        [
+            [
+                row["server_label"], row["clients"], "5 × 200 ms" if row["work"] else "none",
+                f"{row['completed']}" + (f" ({row['errors']} errors)" if row["errors"] else ""),
+                _ms(row["requests_per_second"], 0), _ms(row.get("served_per_second"), 1),
+                _ms(row["latency_ms"].get("p50")), _ms(row["latency_ms"].get("p99")),
+                row["probe_ms"].get("n", 0), _ms(row["probe_ms"].get("p50")), _ms(row["probe_ms"].get("p99")),
+            ]
+            for row in section["conditions"]
+        ],
+    )
+    return lines
+
+
+def budget_section(section: dict[str, Any]) -> list[str]:
+    s = section
+    return [
+        "## 5. Budget precision",
+        "",
+        f"{section['trials']} trials (seed {section['seed']}), each {section['tasks_per_trial']} sleeping "
+        "tasks of 20–250 ms with random priorities (≈ 1.6 s of work) into a runner with a "
+        f"{section['budget_seconds']:g} s "
+        "budget, each declaring its true cost (the sleep it asks for). The *oracle* applies the same rule "
+        "(priority order, skip what does not fit) with the exact durations instead of the clock.",
+        "",
+        f"- Run time vs budget: median overshoot **{s['overshoot_ms_median']:+.2f} ms**, worst "
+        f"**{s['overshoot_ms_max']:+.2f} ms**; {s['trials_over_budget']} of {s['trials']} trials ended past "
+        f"the budget, by the sleeps' own excess (median {s['sleep_excess_ms_median']:.2f} ms per task: a "
+        "sleep lasts a little longer than asked).",
+        f"- Tasks run: **{s['ran_total']}** vs the oracle's **{s['oracle_ran_total']}**; the same set of "
+        f"tasks in {s['trials_matching_oracle']} of {s['trials']} trials. The most any order could fit "
+        f"(shortest first, priorities ignored): {s['most_that_fit_total']}.",
+        f"- Overrun warnings logged: {s['overrun_warnings']} of {s['ran_total']} tasks run (a task declaring "
+        "exactly its sleep overruns by the sleep's excess).",
+    ]
+
+
+def machine_section(results: dict[str, Any]) -> list[str]:
+    info = results["machine"]
+    before, after = results["load_average_before"], results["load_average_after"]
+    cores = info["cores"] or 1
+    packages = ", ".join(f"{name} {version}" for name, version in info["packages"].items())
+    lines = [
+        f"- **Run**: `{results['command']}` ({results['profile']} profile), {info['date']}, commit "
+        f"`{info['git_commit']}`, {results['wall_seconds'] / 60:.1f} minutes in all.",
+        f"- **Machine**: {cores} cores ({info['cpu']}), {info['python']}, {info['platform']}.",
+        f"- **Packages**: {packages}.",
+        f"- **Load average** (1/5/15 min) before: {', '.join(map(str, before))}; after: "
+        f"{', '.join(map(str, after))} (the 'after' figure includes this run's own load test); at the start "
+        "of each section: " + "; ".join(
+            f"{name} {values[0]}" for name, values in results.get("load_average_by_section", {}).items()
+        ) + ".",
+    ]
+    if results.get("note"):
+        lines.append(f"- **Note**: {results['note']}")
+    if before[0] >= 0.5 or results.get("noisy"):
+        lines.append(
+            f"- **The machine was shared and noisy**: other work was running (1-min load {before[0]} on "
+            f"{cores} cores when the run began). Absolute figures are pessimistic; compare medians and "
+            "ratios, and re-run `make bench` on a quiet machine for absolute numbers."
+        )
+    return lines
+
+
+def write(results: dict[str, Any], *, raw_path: Path, summary_path: Path, chart_path: Path) -> None:
+    chart(results, chart_path)
+    rel_chart = chart_path.relative_to(summary_path.parent)
+    lines = [
+        "# Benchmarks",
+        "",
+        "Generated by `make bench` (`python -m benchmarks`; `benchmarks/`) from "
+        f"`{raw_path.relative_to(ROOT)}`, which holds every sample. Nothing here is a test: no test "
+        "asserts a timing. Quote medians and ratios; these machines are noisy.",
+        "",
+        *machine_section(results),
+        "",
+        f"![latency, per-task overhead and isolation]({rel_chart})",
+        "",
+    ]
+    renderers = {"latency": latency_section, "overhead": overhead_section, "load": load_section,
+                 "budget": budget_section}
+    for name in ("latency", "overhead", "load", "budget"):
+        section = results.get(name)
+        if section is None:
+            continue
+        if "error" in section:
+            lines += [f"## {name}: failed", "", "```", section["error"].rstrip(), "```", ""]
+            continue
+        lines += [*renderers[name](section), ""]
+    summary_path.parent.mkdir(parents=True, exist_ok=True)
+    summary_path.write_text("\n".join(lines).rstrip() + "\n")
+
+
+def chart(results: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.artist import Artist
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    figure, axes = plt.subplots(1, 3, figsize=(16, 4.8), gridspec_kw={"width_ratios": [1.3, 1, 1.1]})
+    latency_rows = _latency_rows(results["latency"]) if "series" in results.get("latency", {}) else []
+    ax = axes[0]
+    groups = sorted({(r["app"], r["server"]) for r in latency_rows},
+                    key=lambda g: (list(APP_LABELS).index(g[0]), g[1]))
+    colours = {"none": "#9e9e9e", "naive": "#d62728", "runner": "#2ca02c", "call_on_close": "#1f77b4",
+               "background": "#9467bd"}
+    width = 0.27
+    for position, group in enumerate(groups):
+        members = [r for r in latency_rows if (r["app"], r["server"]) == group]
+        for offset, row in enumerate(sorted(members, key=lambda r: ("none", "naive").index(r["variant"])
+                                            if r["variant"] in ("none", "naive") else 2)):
+            x = position + (offset - (len(members) - 1) / 2) * width
+            ax.bar(x, row["p50"], width * 0.9, color=colours[row["variant"]])
+            ax.plot([x - width * 0.4, x + width * 0.4], [row["p99"]] * 2, color="black", linewidth=1.2)
+    ax.set_xticks(range(len(groups)))
+    ax.set_xticklabels([f"{APP_LABELS[a]}\n{s}" for a, s in groups], fontsize=8)
+    ax.set_yscale("log")
+    ax.set_ylabel("ms to complete body (bar p50, line p99)")
+    ax.set_title("1–2. Latency, 5 × 200 ms deferred")
+    ax.set_ylim(bottom=0.1)
+    handles: list[Artist] = [Patch(color=colours[v]) for v in colours]
+    ax.legend(handles, ["no tasks", "naive (finished callback)", "this runner", "Flask call_on_close",
+                        "Starlette BackgroundTasks"], fontsize=7, loc="center right")
+
+    ax = axes[1]
+    per_task = results.get("overhead", {}).get("per_task", [])
+    counts = sorted({row["tasks"] for row in per_task})
+    by_key = {(row["logging"], row["tasks"]): row for row in per_task}
+    for index, count in enumerate(counts):
+        floor = by_key[("quiet", count)]["floor_ns_per_task"] / 1000
+        quiet = by_key[("quiet", count)]["runner_ns_per_task"] / 1000
+        prod = by_key[("production", count)]["runner_ns_per_task"] / 1000
+        for offset, (value, colour) in enumerate(((floor, "#9e9e9e"), (quiet, "#2ca02c"), (prod, "#98df8a"))):
+            ax.bar(index + (offset - 1) * width, value, width * 0.9, color=colour)
+    ax.axhline(TASK_TARGET_NS / 1000, color="#d62728", linestyle="--", linewidth=1)
+    ax.set_xticks(range(len(counts)))
+    ax.set_xticklabels([f"{count:,}" for count in counts])
+    ax.set_xlabel("tasks per run")
+    ax.set_ylabel("µs per task (median)")
+    ax.set_yscale("log")
+    ax.set_title("3. defer() + run() per task")
+    handles = [Patch(color=c) for c in ("#9e9e9e", "#2ca02c", "#98df8a")]
+    handles.append(Line2D([], [], color="#d62728", linestyle="--"))
+    ax.legend(handles,
+              ["heapq floor", "runner (quiet log)", "runner (production log)", "target 2 µs"], fontsize=7)
+
+    ax = axes[2]
+    conditions = results.get("load", {}).get("conditions", [])
+    labels = []
+    for index, row in enumerate(conditions):
+        colour = "#d62728" if row["work"] else "#9e9e9e"
+        probe = row["probe_ms"]
+        if probe.get("n"):
+            ax.bar(index, probe["p50"], 0.8, color=colour)
+            ax.plot([index - 0.35, index + 0.35], [probe["p99"]] * 2, color="black", linewidth=1.2)
+        labels.append(f"{row['server'].replace('gunicorn-', '')}\n{row['clients']} cl.")
+    ax.set_xticks(range(len(conditions)))
+    ax.set_xticklabels(labels, fontsize=7)
+    ax.set_yscale("log")
+    ax.set_ylabel("another client's ms (bar p50, line p99)")
+    ax.set_title("4. A busy pool delays other clients")
+    ax.set_ylim(bottom=0.1)
+    ax.legend([Patch(color=c) for c in ("#9e9e9e", "#d62728")],
+              ["load without deferred work", "load with 5 × 200 ms deferred"], fontsize=7)
+
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
