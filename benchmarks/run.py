@@ -105,7 +105,12 @@ def main(argv: list[str] | None = None) -> int:
         ok = True
     else:
         signal.signal(signal.SIGTERM, _interrupt)
-        results, ok = run(quick=args.quick, only=tuple(args.only), note=args.note)
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started in the background
+        try:
+            results, ok = run(quick=args.quick, only=tuple(args.only), note=args.note)
+        except KeyboardInterrupt:
+            print("[bench] interrupted: every server started was stopped; nothing written", file=sys.stderr)
+            return 130
         out_dir.mkdir(parents=True, exist_ok=True)
         raw.write_text(json.dumps(results, indent=1) + "\n")
     report.write(results, raw_path=raw, summary_path=summary, chart_path=out_dir / "summary.png")
