@@ -1,31 +1,34 @@
-"""Loguru for the in-process benchmarks: production's levels, sinks that write to /dev/null.
+"""Loguru for the in-process benchmarks: the project's own ``setup_logging``, console to /dev/null.
 
-The formatting and filtering a production process pays still happen; only the bytes vanish.
+The formatting and filtering a production process pays still happen; only the console's bytes
+vanish (the DEFERRED_TASK file sink, at WARNING, goes to a temporary directory).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
+from collections.abc import Iterator
 from typing import TextIO
 
-from loguru import logger
-
-from app.deferred_task.log import ensure_notice_level
-from config.logging import CONSOLE_FORMAT, FILE_FORMAT, is_deferred_task_record
+from config.logging import setup_logging
 
 _devnull: TextIO | None = None
+_log_dir: tempfile.TemporaryDirectory[str] | None = None
+_active: Iterator[None] | None = None
 
 
 def configure(console_level: str, *, file_level: str = "WARNING") -> None:
     """``console_level`` "INFO" is production.ini (one summary line per run); "WARNING" is quiet."""
-    global _devnull
-    if _devnull is None:
+    global _devnull, _log_dir, _active
+    if _devnull is None or _log_dir is None:
         _devnull = open(os.devnull, "w", encoding="utf-8")  # noqa: SIM115 - lives as long as the process
-    ensure_notice_level()
-    logger.remove()
-    logger.configure(extra={"channel": "app"})
-    logger.add(_devnull, level=console_level, format=CONSOLE_FORMAT, backtrace=False, diagnose=False)
-    logger.add(
-        _devnull, level=file_level, filter=is_deferred_task_record, format=FILE_FORMAT,
-        backtrace=False, diagnose=False,
+        _log_dir = tempfile.TemporaryDirectory(prefix="bench-logs-")
+    # setup_logging() removes every sink itself; the previous resource is simply dropped.
+    _active = setup_logging(
+        threshold=file_level, max_files=1, path=os.path.join(_log_dir.name, "deferred_task.log"),
+        app_log_level=console_level,
     )
+    with contextlib.redirect_stderr(_devnull):  # loguru keeps the stream it is given: /dev/null
+        next(_active)

@@ -30,6 +30,8 @@ from webob import Request
 from app.deferred_task import DeferredTask, DeferredTaskRunner
 from benchmarks import logsetup
 from benchmarks.apps.pyramid_app import make_app, production_settings
+from hooks import request_deferred_task
+from hooks.tween import attach_run_after_response
 
 TASK_COUNTS = (1, 10, 100, 10_000)
 DECLARED_COST = 1.0
@@ -145,24 +147,47 @@ def _call(app: Callable[..., Iterable[bytes]], environ: dict[str, Any]) -> None:
             close()
 
 
-def _subscriber_only(config: Configurator) -> None:
-    config.add_subscriber(lambda event: None, NewResponse)
+def _request_id(config: Configurator) -> None:
+    config.include("hooks.request_id")
 
 
-def _reified_method_only(config: Configurator) -> None:
-    config.add_request_method(lambda request: None, "deferred_task", reify=True)
-
-
-def _tween_only(config: Configurator) -> None:
+def _plus_tween(config: Configurator) -> None:
+    _request_id(config)
     config.add_tween("hooks.tween.deferred_task_tween_factory", under=INGRESS)
 
 
-HOOK_PARTS: dict[str, Callable[[Configurator], None]] = {
-    "only_noop_newresponse_subscriber": _subscriber_only,
-    "only_reified_request_method": _reified_method_only,
-    "only_tween_with_fresh_runner": _tween_only,
+def _plus_subscriber(config: Configurator) -> None:
+    _plus_tween(config)
+    config.add_subscriber(attach_run_after_response, NewResponse)
+
+
+def _plus_property(config: Configurator) -> None:
+    _plus_subscriber(config)
+    config.add_request_method(request_deferred_task, "deferred_task", reify=True)
+
+
+def _noop_subscriber_alone(config: Configurator) -> None:
+    config.add_subscriber(lambda event: None, NewResponse)
+
+
+def _reified_property_alone(config: Configurator) -> None:
+    config.add_request_method(lambda request: None, "deferred_task", reify=True)
+
+
+HOOK_STEPS: dict[str, Callable[[Configurator], None]] = {
+    "request_id": _request_id,
+    "deferred_task_tween": _plus_tween,
+    "newresponse_subscriber": _plus_subscriber,
+    "reified_deferred_task_property": _plus_property,
 }
-"""The hook's three registrations, each alone on the bare app: where the hook's price comes from."""
+"""The hook built up in the order ``hooks.includeme`` registers it: each step adds one piece."""
+
+HOOK_MECHANISMS: dict[str, Callable[[Configurator], None]] = {
+    "noop_newresponse_subscriber_alone": _noop_subscriber_alone,
+    "reified_property_alone": _reified_property_alone,
+}
+"""Two Pyramid mechanisms alone on the bare app: any subscriber switches on all four per-request
+events; any reified request property makes Pyramid build a subclass of the request per request."""
 
 
 def hook_cost(*, samples: int, requests: int) -> dict[str, Any]:
@@ -170,7 +195,7 @@ def hook_cost(*, samples: int, requests: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as log_dir:
         settings = production_settings(log_dir)
         apps = {"with_hook": make_app(settings, hook=True), "without_hook": make_app(settings, hook=False)}
-        for name, part in HOOK_PARTS.items():
+        for name, part in {**HOOK_STEPS, **HOOK_MECHANISMS}.items():
             apps[name] = make_app(settings, hook=False, extra=part)
         logsetup.configure(LOGGING_MODES["production"])
         environ = Request.blank("/bench/none").environ
@@ -193,7 +218,11 @@ def hook_cost(*, samples: int, requests: int) -> dict[str, Any]:
         "without_hook_us": round(without, 2),
         "added_us": round(with_hook - without, 2),
         "ratio": round(with_hook / without, 3),
-        "parts_added_us": {name: round(medians[name] - without, 2) for name in HOOK_PARTS},
+        "steps_added_us": {
+            name: round(medians[name] - medians[previous], 2)
+            for previous, name in itertools.pairwise(["without_hook", *HOOK_STEPS])
+        },
+        "mechanisms_added_us": {name: round(medians[name] - without, 2) for name in HOOK_MECHANISMS},
         "samples_us": {name: [round(value, 2) for value in values] for name, values in timings.items()},
     }
 

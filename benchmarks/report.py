@@ -121,7 +121,7 @@ def overhead_section(section: dict[str, Any]) -> list[str]:
         rows,
     )
     hook = section["hook"]
-    parts = hook["parts_added_us"]
+    steps, mech = hook["steps_added_us"], hook["mechanisms_added_us"]
     lines += [
         "",
         f"Creating the runner (not in the figures above): {section['runner_construction_ns'] / 1000:.2f} µs.",
@@ -130,10 +130,16 @@ def overhead_section(section: dict[str, Any]) -> list[str]:
         f"median of {hook['samples']} × {hook['requests_per_sample']} requests): "
         f"{hook['with_hook_us']:.1f} µs with the hook vs {hook['without_hook_us']:.1f} µs without, "
         f"**+{hook['added_us']:.1f} µs ({hook['ratio']:.2f}×)**. "
-        "Its three registrations, each alone on the bare app: "
-        f"the tween with its fresh runner +{parts['only_tween_with_fresh_runner']:.1f} µs, the reified "
-        f"`request.deferred_task` +{parts['only_reified_request_method']:.1f} µs, a no-op `NewResponse` "
-        f"subscriber +{parts['only_noop_newresponse_subscriber']:.1f} µs.",
+        "Built up in the order `hooks` registers its pieces: "
+        f"`hooks.request_id` (a reified `request.request_id`, a uuid4, a subscriber echoing it, a tween "
+        f"binding it to log records) +{steps['request_id']:.1f} µs; the deferred-task tween (fresh "
+        f"runner from the container, `RequestBatch`) +{steps['deferred_task_tween']:.1f} µs; the "
+        f"`NewResponse` subscriber +{steps['newresponse_subscriber']:.1f} µs; the reified "
+        f"`request.deferred_task` +{steps['reified_deferred_task_property']:.1f} µs. Two Pyramid mechanisms "
+        "behind these, each alone on the bare app: any `NewResponse` subscriber switches on all four "
+        f"per-request events (+{mech['noop_newresponse_subscriber_alone']:.1f} µs); any reified request "
+        "property makes Pyramid build a subclass of the request for every request "
+        f"(+{mech['reified_property_alone']:.1f} µs).",
         "",
         "Where `defer()` + `run()` spends its time (cProfile, own time, quiet logging; the profile includes "
         "creating the runner):",

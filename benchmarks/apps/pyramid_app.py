@@ -10,9 +10,11 @@ without the hook through :func:`make_app`.
 
 from __future__ import annotations
 
+import configparser
 import os
 import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from pyramid.config import Configurator
@@ -23,21 +25,22 @@ from pyramid.router import Router
 from app.deferred_task import DeferredTaskRunner
 from app.factory import build_container, make_configurator
 from benchmarks.apps.work import BODY, CONTENT_TYPE, Work
+from hooks.lifecycle import install_shutdown
 
 COST_MARGIN = 1.25
 """Each task declares a worst case 25 % above its sleep, as an honest view would."""
 
 
+PRODUCTION_INI = Path(__file__).resolve().parents[2] / "config" / "production.ini"
+
+
 def production_settings(log_dir: str) -> dict[str, Any]:
-    """``config/production.ini``'s values, with the log file somewhere harmless."""
-    return {
-        "deferred_task.enabled": "true",
-        "deferred_task.budget_seconds": "10",
-        "deferred_task.log_threshold": "WARNING",
-        "deferred_task.log_max_files": "15",
-        "deferred_task.log_path": os.path.join(log_dir, "deferred_task.log"),
-        "app.log_level": "INFO",
-    }
+    """``config/production.ini``'s app settings, read from the file, with the log file in ``log_dir``."""
+    parser = configparser.ConfigParser(interpolation=None)
+    parser.read(PRODUCTION_INI, encoding="utf-8")
+    settings: dict[str, Any] = {key: value for key, value in parser["app:main"].items() if key != "use"}
+    settings["deferred_task.log_path"] = os.path.join(log_dir, "deferred_task.log")
+    return settings
 
 
 def _body() -> Response:
@@ -74,7 +77,7 @@ def add_bench_views(config: Configurator, *, hook: bool = True) -> None:
 def make_app(
     settings: dict[str, Any], *, hook: bool = True, extra: Callable[[Configurator], None] | None = None
 ) -> Router:
-    """The application as ``app.factory`` builds it; ``hook=False`` leaves out ``hooks`` only.
+    """The application as ``app.factory.create_app`` builds it; ``hook=False`` leaves out ``hooks`` only.
 
     ``extra`` adds pieces to the app (the overhead benchmark adds the hook's parts one by one).
     """
@@ -90,6 +93,8 @@ def make_app(
         extra(config)
     add_bench_views(config, hook=hook)
     app: Router = config.make_wsgi_app()
+    if hook:
+        install_shutdown(container, handle_sigterm=False)  # as create_app does: drain at exit
     return app
 
 
