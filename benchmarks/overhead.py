@@ -31,7 +31,7 @@ from app.deferred_task import DeferredTask, DeferredTaskRunner
 from benchmarks import logsetup
 from benchmarks.apps.pyramid_app import make_app, production_settings
 from hooks import request_deferred_task
-from hooks.tween import attach_run_after_response
+from hooks.tween import attach_run_after_response, fresh_runner
 
 TASK_COUNTS = (1, 10, 100, 10_000)
 DECLARED_COST = 1.0
@@ -209,6 +209,13 @@ def hook_cost(*, samples: int, requests: int) -> dict[str, Any]:
                 for _ in range(requests):
                     _call(app, environ)
                 timings[name].append((time.perf_counter_ns() - started) / requests / 1000)
+        container = apps["with_hook"].registry.container
+        fresh_runner(container)
+        loops = requests * 5
+        started = time.perf_counter_ns()
+        for _ in range(loops):
+            fresh_runner(container)
+        fresh_runner_us = (time.perf_counter_ns() - started) / loops / 1000
     medians = {name: statistics.median(values) for name, values in timings.items()}
     with_hook, without = medians["with_hook"], medians["without_hook"]
     return {
@@ -222,6 +229,7 @@ def hook_cost(*, samples: int, requests: int) -> dict[str, Any]:
             name: round(medians[name] - medians[previous], 2)
             for previous, name in itertools.pairwise(["without_hook", *HOOK_STEPS])
         },
+        "fresh_runner_us": round(fresh_runner_us, 2),
         "mechanisms_added_us": {name: round(medians[name] - without, 2) for name in HOOK_MECHANISMS},
         "samples_us": {name: [round(value, 2) for value in values] for name, values in timings.items()},
     }
