@@ -30,7 +30,7 @@ from webob import Request
 from app.deferred_task import DeferredTask, DeferredTaskRunner
 from benchmarks import logsetup
 from benchmarks.apps.pyramid_app import make_app, production_settings
-from hooks import request_deferred_task
+from hooks.request_id import REQUEST_ID_TWEEN
 from hooks.tween import attach_run_after_response, fresh_runner
 
 TASK_COUNTS = (1, 10, 100, 10_000)
@@ -153,17 +153,12 @@ def _request_id(config: Configurator) -> None:
 
 def _plus_tween(config: Configurator) -> None:
     _request_id(config)
-    config.add_tween("hooks.tween.deferred_task_tween_factory", under=INGRESS)
+    config.add_tween("hooks.tween.deferred_task_tween_factory", under=(REQUEST_ID_TWEEN, INGRESS))
 
 
 def _plus_subscriber(config: Configurator) -> None:
     _plus_tween(config)
     config.add_subscriber(attach_run_after_response, NewResponse)
-
-
-def _plus_property(config: Configurator) -> None:
-    _plus_subscriber(config)
-    config.add_request_method(request_deferred_task, "deferred_task", reify=True)
 
 
 def _noop_subscriber_alone(config: Configurator) -> None:
@@ -178,7 +173,6 @@ HOOK_STEPS: dict[str, Callable[[Configurator], None]] = {
     "request_id": _request_id,
     "deferred_task_tween": _plus_tween,
     "newresponse_subscriber": _plus_subscriber,
-    "reified_deferred_task_property": _plus_property,
 }
 """The hook built up in the order ``hooks.includeme`` registers it: each step adds one piece."""
 

@@ -30,7 +30,8 @@ def _latency_rows(section: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per (app, server, variant), with the same server's no-task figures beside it."""
     baselines = {
         (series["app"], series["server"]): series["variants"]["none"]
-        for series in section["series"] if "none" in series["variants"]
+        for series in section["series"]
+        if "none" in series["variants"]
     }
     rows = []
     for series in section["series"]:
@@ -38,8 +39,14 @@ def _latency_rows(section: dict[str, Any]) -> list[dict[str, Any]]:
         for variant, stats in series["variants"].items():
             if not stats.get("n"):
                 continue
-            row = {"app": series["app"], "server": series["server"], "server_label": series["server_label"],
-                   "variant": variant, "label": stats["label"], **{k: stats[k] for k in ("n", "p50", "p99")}}
+            row = {
+                "app": series["app"],
+                "server": series["server"],
+                "server_label": series["server_label"],
+                "variant": variant,
+                "label": stats["label"],
+                **{k: stats[k] for k in ("n", "p50", "p99")},
+            }
             if variant != "none":
                 row["added_p50"] = stats["p50"] - base["p50"]
                 row["added_p99"] = stats["p99"] - base["p99"]
@@ -73,15 +80,30 @@ def latency_section(section: dict[str, Any]) -> list[str]:
         "",
     ]
     lines += _table(
-        ["app / server", "variant", "n", "p50 ms", "p99 ms", "added p50 ms", "added p99 ms",
-         "ratio p50", "ratio p99", ""],
+        [
+            "app / server",
+            "variant",
+            "n",
+            "p50 ms",
+            "p99 ms",
+            "added p50 ms",
+            "added p99 ms",
+            "ratio p50",
+            "ratio p99",
+            "",
+        ],
         [
             [
-                f"{APP_LABELS[r['app']]} / {r['server_label']}", r["label"], r["n"],
-                _ms(r["p50"]), _ms(r["p99"]),
-                _ms(r.get("added_p50")), _ms(r.get("added_p99")),
+                f"{APP_LABELS[r['app']]} / {r['server_label']}",
+                r["label"],
+                r["n"],
+                _ms(r["p50"]),
+                _ms(r["p99"]),
+                _ms(r.get("added_p50")),
+                _ms(r.get("added_p99")),
                 f"{r['ratio_p50']:.2f}×" if "ratio_p50" in r else "–",
-                f"{r['ratio_p99']:.2f}×" if "ratio_p99" in r else "–", _verdict(r),
+                f"{r['ratio_p99']:.2f}×" if "ratio_p99" in r else "–",
+                _verdict(r),
             ]
             for r in rows
         ],
@@ -109,15 +131,27 @@ def overhead_section(section: dict[str, Any]) -> list[str]:
     for count in counts:
         quiet, prod = by_key[("quiet", count)], by_key[("production", count)]
         met = quiet["runner_ns_per_task"] <= TASK_TARGET_NS and quiet["ratio"] <= TASK_TARGET_RATIO
-        rows.append([
-            f"{count:,}", f"{quiet['floor_ns_per_task'] / 1000:.2f}",
-            f"{quiet['runner_ns_per_task'] / 1000:.2f}",
-            f"{quiet['ratio']:.1f}×", f"{prod['runner_ns_per_task'] / 1000:.2f}", f"{prod['ratio']:.1f}×",
-            "target met" if met else "**target missed**",
-        ])
+        rows.append(
+            [
+                f"{count:,}",
+                f"{quiet['floor_ns_per_task'] / 1000:.2f}",
+                f"{quiet['runner_ns_per_task'] / 1000:.2f}",
+                f"{quiet['ratio']:.1f}×",
+                f"{prod['runner_ns_per_task'] / 1000:.2f}",
+                f"{prod['ratio']:.1f}×",
+                "target met" if met else "**target missed**",
+            ]
+        )
     lines += _table(
-        ["tasks per run", "heapq floor µs/task", "runner µs/task (quiet)", "ratio",
-         "runner µs/task (production)", "ratio", ""],
+        [
+            "tasks per run",
+            "heapq floor µs/task",
+            "runner µs/task (quiet)",
+            "ratio",
+            "runner µs/task (production)",
+            "ratio",
+            "",
+        ],
         rows,
     )
     hook = section["hook"]
@@ -131,11 +165,12 @@ def overhead_section(section: dict[str, Any]) -> list[str]:
         f"{hook['with_hook_us']:.1f} µs with the hook vs {hook['without_hook_us']:.1f} µs without, "
         f"**+{hook['added_us']:.1f} µs ({hook['ratio']:.2f}×)**. "
         "Built up in the order `hooks` registers its pieces: "
-        f"`hooks.request_id` (a reified `request.request_id`, a uuid4, a subscriber echoing it, a tween "
-        f"binding it to log records) +{steps['request_id']:.1f} µs; the deferred-task tween (fresh "
-        f"runner from the container, `RequestBatch`) +{steps['deferred_task_tween']:.1f} µs; the "
-        f"`NewResponse` subscriber +{steps['newresponse_subscriber']:.1f} µs; the reified "
-        f"`request.deferred_task` +{steps['reified_deferred_task_property']:.1f} µs. Two Pyramid mechanisms "
+        f"`hooks.request_id` (the outermost tween: `X-Request-ID` or a uuid4 as a plain "
+        f"`request.request_id` attribute, bound to log records; a subscriber echoing it) "
+        f"+{steps['request_id']:.1f} µs; the deferred-task tween (fresh runner from the container, "
+        "`RequestBatch`, `request.deferred_task` as a plain attribute) "
+        f"+{steps['deferred_task_tween']:.1f} µs; "
+        f"the `NewResponse` subscriber +{steps['newresponse_subscriber']:.1f} µs. Two Pyramid mechanisms "
         "behind these, each alone on the bare app: any `NewResponse` subscriber switches on all four "
         f"per-request events (+{mech['noop_newresponse_subscriber_alone']:.1f} µs); any reified request "
         "property makes Pyramid build a subclass of the request for every request "
@@ -146,9 +181,10 @@ def overhead_section(section: dict[str, Any]) -> list[str]:
         "",
     ]
     for count, rows_ in section["profile"].items():
-        lines += [f"- {int(count):,} task(s) per run: " + "; ".join(
-            f"`{row['function']}` {row['own_share'] * 100:.0f} %" for row in rows_[:7]
-        )]
+        lines += [
+            f"- {int(count):,} task(s) per run: "
+            + "; ".join(f"`{row['function']}` {row['own_share'] * 100:.0f} %" for row in rows_[:7])
+        ]
     return lines
 
 
@@ -166,15 +202,32 @@ def load_section(section: dict[str, Any]) -> list[str]:
         "",
     ]
     lines += _table(
-        ["server", "clients", "deferred work", "requests", "responses/s", "served/s", "clients p50 ms",
-         "clients p99 ms", "probe n", "probe p50 ms", "probe p99 ms"],
+        [
+            "server",
+            "clients",
+            "deferred work",
+            "requests",
+            "responses/s",
+            "served/s",
+            "clients p50 ms",
+            "clients p99 ms",
+            "probe n",
+            "probe p50 ms",
+            "probe p99 ms",
+        ],
         [
             [
-                row["server_label"], row["clients"], "5 × 200 ms" if row["work"] else "none",
+                row["server_label"],
+                row["clients"],
+                "5 × 200 ms" if row["work"] else "none",
                 f"{row['completed']}" + (f" ({row['errors']} errors)" if row["errors"] else ""),
-                _ms(row["requests_per_second"], 0), _ms(row.get("served_per_second"), 1),
-                _ms(row["latency_ms"].get("p50")), _ms(row["latency_ms"].get("p99")),
-                row["probe_ms"].get("n", 0), _ms(row["probe_ms"].get("p50")), _ms(row["probe_ms"].get("p99")),
+                _ms(row["requests_per_second"], 0),
+                _ms(row.get("served_per_second"), 1),
+                _ms(row["latency_ms"].get("p50")),
+                _ms(row["latency_ms"].get("p99")),
+                row["probe_ms"].get("n", 0),
+                _ms(row["probe_ms"].get("p50")),
+                _ms(row["probe_ms"].get("p99")),
             ]
             for row in section["conditions"]
         ],
@@ -236,8 +289,8 @@ def findings_section(results: dict[str, Any]) -> list[str]:
         quiet = {row["tasks"]: row for row in overhead["per_task"] if row["logging"] == "quiet"}
         hook = overhead["hook"]
         per_count = ", ".join(
-            f"{row['runner_ns_per_task'] / 1000:.2f} µs ({row['ratio']:.1f}× the floor) "
-            f"at {count:,}" for count, row in sorted(quiet.items())
+            f"{row['runner_ns_per_task'] / 1000:.2f} µs ({row['ratio']:.1f}× the floor) at {count:,}"
+            for count, row in sorted(quiet.items())
         )
         all_met = all(
             r["runner_ns_per_task"] <= TASK_TARGET_NS and r["ratio"] <= TASK_TARGET_RATIO
@@ -295,33 +348,29 @@ def findings_section(results: dict[str, Any]) -> list[str]:
     reify_us = f"+{mechanisms['reified_property_alone']:.0f} µs" if mechanisms else "several µs"
     lines += [
         "",
-        "## Where the time goes, and what would make it cheaper",
+        "## Where the time went, and what was done about it",
         "",
-        "Suggestions for the core (`app/deferred_task`, `hooks`), not made here; the profile above and "
-        "the hook's step-by-step cost are the evidence.",
+        "The first full run (commit 9dc97c9) measured 5.3 / 2.4 / 2.2 / 2.5 µs per task at 1 / 10 / 100 / "
+        "10,000 tasks and +45 µs for the hook on every request. Its profile led to these changes in the "
+        "core, measured in the figures above:",
         "",
-        "1. **Validation on every `defer()`** (`DeferredTask.__post_init__` + `check_name`, about a quarter "
-        "of the per-task time): a fast path for the common case (`type(cost) is float or int`, "
-        "`type(priority) is int`, a name already seen) before the full checks, e.g. a small set of "
-        "names already validated (names are literals in practice).",
-        "2. **The drain loop**: two clock reads per task where one suffices (a task's end is the next "
-        "one's start), and a `logger.debug()` call per task even when nothing logs DEBUG; decide once "
-        "per run whether DEBUG is wanted (the container knows both thresholds) and skip the call.",
-        "3. **The run summary**: `_log_summary` builds its counts and joined string eagerly even when "
-        "INFO is filtered (about 1 µs of the fixed cost, in the prototype below); "
-        "`logger.opt(lazy=True)` defers that. With production.ini's console at INFO the line itself "
-        f"costs {summary_line_us} per request that deferred anything (after the response).",
-        "4. **The hook on every request**: re-creating the runner through the `ContextLocalSingleton` "
-        f"(`fresh_runner`: reset, then four `Configuration` options resolved) costs {fresh_us} where "
-        f"constructing `DeferredTaskRunner` directly costs {construct_us} (settings could be read once "
-        "at start-up); reified request properties (`request.request_id`, `request.deferred_task`) make "
-        f"Pyramid build a subclass of the request on every request ({reify_us} alone): plain "
-        "attributes set in the tween, or non-reified methods, avoid it.",
+        "1. **Validation on every `defer()`**: a fast path for the common case (`type(cost)` exactly "
+        "`float` or `int` and finite, `type(priority) is int`, a name already validated once in this "
+        "process); anything else takes the full checks, which raise naming the parameter. "
+        "`DeferredTask` and `TaskResult` became named tuples (cheapest immutable records).",
+        "2. **The drain loop** reads the clock once per task (a task's end is the next one's start).",
+        "3. **The run summary** is an object formatted only if a sink takes INFO records.",
+        "4. **The hook**: `request.request_id` and `request.deferred_task` are plain attributes set by "
+        f"the tweens, not reified request properties, which made Pyramid build a request subclass on "
+        f"every request ({reify_us} alone).",
         "",
-        "A throwaway prototype of 1–3 (not committed; measured once on this machine, same day) ran "
-        "defer() + run() in ~1.7 / 1.6 / 2.0 µs per task at 10 / 100 / 10,000 tasks (6.4× the floor at "
-        "100) and ~3.5 µs at 1 task: the 2 µs target looks reachable; 6× at 10–100 tasks probably not "
-        "while each task is a validated value object and the floor is a C heap push and pop.",
+        "What remains: re-creating the runner through the container's `ContextLocalSingleton` "
+        f"(`fresh_runner`: reset, then the `Configuration` options resolved) costs {fresh_us} where "
+        f"constructing `DeferredTaskRunner` directly costs {construct_us}; it is the price of "
+        "`container.deferred_task()` returning the request's runner anywhere in the request. With "
+        f"production.ini's console at INFO, the summary line costs {summary_line_us} per request that "
+        "deferred anything, after the response. At 1–10 tasks per request the fixed cost of a run "
+        "(the report, the summary record) dominates the per-task figure.",
     ]
     return lines
 
@@ -338,9 +387,11 @@ def machine_section(results: dict[str, Any]) -> list[str]:
         f"- **Packages**: {packages}.",
         f"- **Load average** (1/5/15 min) before: {', '.join(map(str, before))}; after: "
         f"{', '.join(map(str, after))} (the 'after' figure includes this run's own load test); at the start "
-        "of each section: " + "; ".join(
+        "of each section: "
+        + "; ".join(
             f"{name} {values[0]}" for name, values in results.get("load_average_by_section", {}).items()
-        ) + ".",
+        )
+        + ".",
     ]
     if results.get("note"):
         lines.append(f"- **Note**: {results['note']}")
@@ -368,8 +419,12 @@ def write(results: dict[str, Any], *, raw_path: Path, summary_path: Path, chart_
         f"![latency, per-task overhead and isolation]({rel_chart})",
         "",
     ]
-    renderers = {"latency": latency_section, "overhead": overhead_section, "load": load_section,
-                 "budget": budget_section}
+    renderers = {
+        "latency": latency_section,
+        "overhead": overhead_section,
+        "load": load_section,
+        "budget": budget_section,
+    }
     for name in ("latency", "overhead", "load", "budget"):
         section = results.get(name)
         if section is None:
@@ -395,15 +450,27 @@ def chart(results: dict[str, Any], path: Path) -> None:
     figure, axes = plt.subplots(1, 3, figsize=(16, 4.8), gridspec_kw={"width_ratios": [1.3, 1, 1.1]})
     latency_rows = _latency_rows(results["latency"]) if "series" in results.get("latency", {}) else []
     ax = axes[0]
-    groups = sorted({(r["app"], r["server"]) for r in latency_rows},
-                    key=lambda g: (list(APP_LABELS).index(g[0]), g[1]))
-    colours = {"none": "#9e9e9e", "naive": "#d62728", "runner": "#2ca02c", "call_on_close": "#1f77b4",
-               "background": "#9467bd"}
+    groups = sorted(
+        {(r["app"], r["server"]) for r in latency_rows}, key=lambda g: (list(APP_LABELS).index(g[0]), g[1])
+    )
+    colours = {
+        "none": "#9e9e9e",
+        "naive": "#d62728",
+        "runner": "#2ca02c",
+        "call_on_close": "#1f77b4",
+        "background": "#9467bd",
+    }
     width = 0.27
     for position, group in enumerate(groups):
         members = [r for r in latency_rows if (r["app"], r["server"]) == group]
-        for offset, row in enumerate(sorted(members, key=lambda r: ("none", "naive").index(r["variant"])
-                                            if r["variant"] in ("none", "naive") else 2)):
+        for offset, row in enumerate(
+            sorted(
+                members,
+                key=lambda r: (
+                    ("none", "naive").index(r["variant"]) if r["variant"] in ("none", "naive") else 2
+                ),
+            )
+        ):
             x = position + (offset - (len(members) - 1) / 2) * width
             ax.bar(x, row["p50"], width * 0.9, color=colours[row["variant"]])
             ax.plot([x - width * 0.4, x + width * 0.4], [row["p99"]] * 2, color="black", linewidth=1.2)
@@ -414,8 +481,18 @@ def chart(results: dict[str, Any], path: Path) -> None:
     ax.set_title("1–2. Latency, 5 × 200 ms deferred")
     ax.set_ylim(bottom=0.1)
     handles: list[Artist] = [Patch(color=colours[v]) for v in colours]
-    ax.legend(handles, ["no tasks", "naive (finished callback)", "this runner", "Flask call_on_close",
-                        "Starlette BackgroundTasks"], fontsize=7, loc="center right")
+    ax.legend(
+        handles,
+        [
+            "no tasks",
+            "naive (finished callback)",
+            "this runner",
+            "Flask call_on_close",
+            "Starlette BackgroundTasks",
+        ],
+        fontsize=7,
+        loc="center right",
+    )
 
     ax = axes[1]
     per_task = results.get("overhead", {}).get("per_task", [])
@@ -436,8 +513,9 @@ def chart(results: dict[str, Any], path: Path) -> None:
     ax.set_title("3. defer() + run() per task")
     handles = [Patch(color=c) for c in ("#9e9e9e", "#2ca02c", "#98df8a")]
     handles.append(Line2D([], [], color="#d62728", linestyle="--"))
-    ax.legend(handles,
-              ["heapq floor", "runner (quiet log)", "runner (production log)", "target 2 µs"], fontsize=7)
+    ax.legend(
+        handles, ["heapq floor", "runner (quiet log)", "runner (production log)", "target 2 µs"], fontsize=7
+    )
 
     ax = axes[2]
     conditions = results.get("load", {}).get("conditions", [])
@@ -455,8 +533,11 @@ def chart(results: dict[str, Any], path: Path) -> None:
     ax.set_ylabel("another client's ms (bar p50, line p99)")
     ax.set_title("4. A busy pool delays other clients")
     ax.set_ylim(bottom=0.1)
-    ax.legend([Patch(color=c) for c in ("#9e9e9e", "#d62728")],
-              ["load without deferred work", "load with 5 × 200 ms deferred"], fontsize=7)
+    ax.legend(
+        [Patch(color=c) for c in ("#9e9e9e", "#d62728")],
+        ["load without deferred work", "load with 5 × 200 ms deferred"],
+        fontsize=7,
+    )
 
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

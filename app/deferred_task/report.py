@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import NamedTuple
 
 
 class Outcome(StrEnum):
@@ -14,8 +15,9 @@ class Outcome(StrEnum):
     FORGOTTEN = "forgotten"
 
 
-@dataclass(frozen=True, slots=True)
-class TaskResult:
+class TaskResult(NamedTuple):
+    """One task's fate (a named tuple: one is made per task per run, so it must be cheap)."""
+
     name: str
     priority: int
     max_cost_seconds: float

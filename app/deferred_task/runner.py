@@ -11,16 +11,23 @@ from typing import TYPE_CHECKING, ClassVar
 
 from app.deferred_task.log import NOTICE, deferred_task_logger
 from app.deferred_task.report import Outcome, RunReport, TaskResult
-from app.deferred_task.task import DeferredTask, check_name, default_name
+from app.deferred_task.task import DeferredTask, check_name, default_name, trusted_task
 
 if TYPE_CHECKING:
     from loguru import Logger
 
 Clock = Callable[[], float]
 _Entry = tuple[int, int, DeferredTask]  # (-priority, sequence, task): heap order is the run order
+_INF = math.inf
+_MAX_KNOWN_NAMES = 4096
+_known_names: set[str] = set()
+"""Names already validated: task names are a small static set (``meta.purchase``), so
+``defer()`` checks each name's characters once per process, not once per call."""
 
 
 def check_budget(budget_seconds: object, *, parameter: str = "budget_seconds") -> float:
+    if type(budget_seconds) is float and 0 <= budget_seconds < _INF:  # the common case, fast
+        return budget_seconds
     if isinstance(budget_seconds, bool) or not isinstance(budget_seconds, int | float):
         raise TypeError(f"{parameter} must be a number of seconds, got {type(budget_seconds).__name__}")
     if math.isnan(budget_seconds) or math.isinf(budget_seconds) or budget_seconds < 0:
@@ -87,12 +94,27 @@ class DeferredTaskRunner:
             if not callable(task):
                 raise TypeError(f"task must be a zero-argument callable, got {type(task).__name__}")
             name = default_name(task)
-        item = DeferredTask(task, max_cost_seconds, priority, name, always)
-        if not isinstance(unique, bool):
-            raise TypeError(f"unique must be a bool, got {type(unique).__name__}")
+        cost_type = type(max_cost_seconds)
+        if (
+            (cost_type is float or cost_type is int)
+            and 0 <= max_cost_seconds < _INF  # NaN fails both comparisons
+            and type(priority) is int
+            and type(always) is bool
+            and type(unique) is bool
+            and type(name) is str
+            and name in _known_names
+            and callable(task)
+        ):
+            item = trusted_task(task, max_cost_seconds, priority, name, always)
+        else:  # the slow path: full validation, errors naming the parameter
+            item = DeferredTask(task, max_cost_seconds, priority, name, always)
+            if not isinstance(unique, bool):
+                raise TypeError(f"unique must be a bool, got {type(unique).__name__}")
+            if len(_known_names) < _MAX_KNOWN_NAMES:
+                _known_names.add(name)
         if unique:
             self._remove(name, "replaced by a later unique task of the same name")
-        heapq.heappush(self._queue, (-item.priority, next(self._sequence), item))
+        heapq.heappush(self._queue, (-priority, next(self._sequence), item))
 
     def forget(self, name: str) -> int:
         """Cancel the queued tasks called ``name``; returns how many were cancelled."""
@@ -148,49 +170,53 @@ class DeferredTaskRunner:
         clock = self._clock
         queue = self._queue
         log = self._logger
-        started = clock()
+        append = results.append
+        pop = heapq.heappop
+        budgeted = limit != _INF
+        started = now = clock()  # one clock reading per task: a task's end is the next one's start
         item: DeferredTask | None = None
         try:
             while queue:
-                item = heapq.heappop(queue)[2]
-                if request_failed and not item.always:
-                    results.append(_result(item, Outcome.DISCARDED))
-                    log.info("Discarded deferred task {} because the request failed", item.name)
+                item = pop(queue)[2]
+                task, cost, priority, name, always = item
+                if request_failed and not always:
+                    append(TaskResult(name, priority, cost, Outcome.DISCARDED))
+                    log.info("Discarded deferred task {} because the request failed", name)
                     continue
-                now = clock()
-                remaining = limit - (now - started)
-                if remaining <= 0 or item.max_cost_seconds > remaining:
-                    results.append(_result(item, Outcome.SKIPPED))
-                    log.log(
-                        NOTICE,
-                        "Skipped deferred task {} (priority {}): cost {}s > {:.3f}s of budget left",
-                        item.name, item.priority, item.max_cost_seconds, max(remaining, 0.0),
-                    )
-                    continue
+                if budgeted:
+                    remaining = limit - (now - started)
+                    if remaining <= 0 or cost > remaining:
+                        append(TaskResult(name, priority, cost, Outcome.SKIPPED))
+                        log.log(
+                            NOTICE,
+                            "Skipped deferred task {} (priority {}): cost {}s > {:.3f}s of budget left",
+                            name, priority, cost, max(remaining, 0.0),
+                        )
+                        continue
                 self._current = item
                 try:
-                    item.task()
+                    task()
                 except Exception:
-                    duration = clock() - now
-                    results.append(_result(item, Outcome.FAILED, duration))
-                    log.opt(exception=True).error(
-                        "Deferred task {} failed after {:.3f}s", item.name, duration
-                    )
+                    end = clock()
+                    append(TaskResult(name, priority, cost, Outcome.FAILED, end - now))
+                    log.opt(exception=True).error("Deferred task {} failed after {:.3f}s", name, end - now)
+                    now = end
                     continue
                 finally:
                     self._current = None
-                duration = clock() - now
-                results.append(_result(item, Outcome.EXECUTED, duration))
+                end = clock()
+                duration = end - now
+                now = end
+                append(TaskResult(name, priority, cost, Outcome.EXECUTED, duration))
                 log.debug(
-                    "Ran deferred task {} (priority {}, cost {}s) in {:.3f}s",
-                    item.name, item.priority, item.max_cost_seconds, duration,
+                    "Ran deferred task {} (priority {}, cost {}s) in {:.3f}s", name, priority, cost, duration
                 )
-                if duration > item.max_cost_seconds:
+                if duration > cost:
                     log.warning(
                         "Deferred task {} overran its declared cost: took {:.3f}s, declared {}s",
-                        item.name, duration, item.max_cost_seconds,
+                        name, duration, cost,
                     )
-                item = None
+            item = None
         except BaseException:
             abandoned = [entry[2].name for entry in sorted(queue)]
             queue.clear()
@@ -199,7 +225,7 @@ class DeferredTaskRunner:
                 item.name if item else "?", len(abandoned), ", ".join(abandoned) or "none",
             )
             raise
-        return clock() - started
+        return now - started
 
     def _remove(self, name: str, reason: str) -> int:
         kept = [entry for entry in self._queue if entry[2].name != name]
@@ -214,15 +240,25 @@ class DeferredTaskRunner:
         return removed
 
     def _log_summary(self, report: RunReport) -> None:
+        self._logger.info("Deferred tasks done {}", _RunSummary(report))
+
+
+class _RunSummary:
+    """Formatted only if a sink takes the record: counting outcomes costs nothing otherwise."""
+
+    __slots__ = ("report",)
+
+    def __init__(self, report: RunReport) -> None:
+        self.report = report
+
+    def __str__(self) -> str:
+        report = self.report
         counts = {outcome: 0 for outcome in Outcome}
         for result in report.results:
             counts[result.outcome] += 1
         budget = "unlimited" if report.budget_seconds is None else f"{report.budget_seconds:.3f}s"
-        self._logger.info(
-            "Deferred tasks done in {:.3f}s of {} budget: {}",
-            report.elapsed_seconds, budget,
-            ", ".join(f"{count} {outcome}" for outcome, count in counts.items() if count),
-        )
+        outcomes = ", ".join(f"{count} {outcome}" for outcome, count in counts.items() if count)
+        return f"in {report.elapsed_seconds:.3f}s of {budget} budget: {outcomes}"
 
 
 def _result(item: DeferredTask, outcome: Outcome, duration: float | None = None) -> TaskResult:

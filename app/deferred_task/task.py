@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 MAX_NAME_LENGTH = 200
 
@@ -18,36 +18,60 @@ def default_name(task: Callable[[], object]) -> str:
     return type(task).__qualname__
 
 
-@dataclass(frozen=True, slots=True)
-class DeferredTask:
-    """One unit of post-response work: what to call, what it may cost, how urgent it is.
-
-    Validated on construction so that a bad argument fails at the ``defer()`` call
-    that made it, not minutes later in a log line after the response.
-    """
-
+class _DeferredTaskFields(NamedTuple):
     task: Callable[[], object]
     max_cost_seconds: float
     priority: int
     name: str
     always: bool = False
 
-    def __post_init__(self) -> None:
-        if not callable(self.task):
-            raise TypeError(f"task must be a zero-argument callable, got {type(self.task).__name__}")
-        cost = self.max_cost_seconds
-        if isinstance(cost, bool) or not isinstance(cost, int | float):
-            raise TypeError(
-                f"max_cost_seconds must be a number of seconds (int or float), "
-                f"got {type(cost).__name__}"
-            )
-        if math.isnan(cost) or math.isinf(cost) or cost < 0:
-            raise ValueError(f"max_cost_seconds must be a finite number >= 0, got {cost!r}")
-        if isinstance(self.priority, bool) or not isinstance(self.priority, int):
-            raise TypeError(f"priority must be an int, got {type(self.priority).__name__}")
-        check_name(self.name)
-        if not isinstance(self.always, bool):
-            raise TypeError(f"always must be a bool, got {type(self.always).__name__}")
+
+class DeferredTask(_DeferredTaskFields):
+    """One unit of post-response work: what to call, what it may cost, how urgent it is.
+
+    Immutable, and validated on construction so that a bad argument fails at the ``defer()``
+    call that made it, not minutes later in a log line after the response. (A named tuple:
+    the runner creates one per ``defer()``, and this is the cheapest immutable record.)
+    """
+
+    __slots__ = ()
+
+    def __new__(
+        cls,
+        task: Callable[[], object],
+        max_cost_seconds: float,
+        priority: int,
+        name: str,
+        always: bool = False,
+    ) -> DeferredTask:
+        _validate(task, max_cost_seconds, priority, name, always)
+        return _make(cls, (task, max_cost_seconds, priority, name, always))
+
+
+def trusted_task(
+    task: Callable[[], object], max_cost_seconds: float, priority: int, name: str, always: bool
+) -> DeferredTask:
+    """Build a DeferredTask whose arguments the caller has already validated (the runner's fast path)."""
+    return _make(DeferredTask, (task, max_cost_seconds, priority, name, always))
+
+
+_make: Callable[[type[DeferredTask], tuple[object, ...]], DeferredTask] = tuple.__new__
+
+
+def _validate(task: object, cost: object, priority: object, name: object, always: object) -> None:
+    if not callable(task):
+        raise TypeError(f"task must be a zero-argument callable, got {type(task).__name__}")
+    if isinstance(cost, bool) or not isinstance(cost, int | float):
+        raise TypeError(
+            f"max_cost_seconds must be a number of seconds (int or float), got {type(cost).__name__}"
+        )
+    if math.isnan(cost) or math.isinf(cost) or cost < 0:
+        raise ValueError(f"max_cost_seconds must be a finite number >= 0, got {cost!r}")
+    if isinstance(priority, bool) or not isinstance(priority, int):
+        raise TypeError(f"priority must be an int, got {type(priority).__name__}")
+    check_name(name)
+    if not isinstance(always, bool):
+        raise TypeError(f"always must be a bool, got {type(always).__name__}")
 
 
 def check_name(name: object) -> str:

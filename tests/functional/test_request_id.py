@@ -76,13 +76,14 @@ def test_the_views_own_lines_carry_the_id_too(webapp, logs):
     assert forgotten["extra"]["request_id"] == "req-view"
 
 
-def test_the_request_id_tween_sits_just_inside_the_deferred_task_tween(webapp):
+def test_the_request_id_tween_is_outermost_with_the_deferred_task_tween_just_inside(webapp):
     from pyramid.interfaces import ITweens
 
     names = [name for name, _ in webapp.app.registry.queryUtility(ITweens).implicit()]
-    assert names.index("hooks.tween.deferred_task_tween_factory") + 1 == names.index(
-        "hooks.request_id.request_id_tween_factory"
-    )
+    assert names[:2] == [
+        "hooks.request_id.request_id_tween_factory",
+        "hooks.tween.deferred_task_tween_factory",
+    ]
 
 
 def test_tasks_handed_off_to_the_worker_thread_keep_their_requests_id(tmp_path, logs):

@@ -369,3 +369,38 @@ def test_the_task_in_progress_is_visible_to_other_threads_and_cleared_after():
     runner.run()
     assert [getattr(task, "name", None) for task in seen] == ["a.watched", "a.next"]
     assert runner.current_task is None
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "parameter"),
+    [
+        ({"max_cost_seconds": math.nan}, ValueError, "max_cost_seconds"),
+        ({"max_cost_seconds": -0.5}, ValueError, "max_cost_seconds"),
+        ({"priority": 5.0}, TypeError, "priority"),
+        ({"always": 1}, TypeError, "always"),
+        ({"task": 42}, TypeError, "task"),
+    ],
+)
+def test_a_name_seen_before_does_not_let_other_bad_arguments_through(clock, kwargs, error, parameter):
+    runner = make_runner(clock)
+    runner.defer(lambda: None, max_cost_seconds=1, name="seen.before")  # validated and remembered
+    arguments = {"task": lambda: None, "max_cost_seconds": 1, "name": "seen.before", **kwargs}
+    task = arguments.pop("task")
+    with pytest.raises(error, match=parameter):
+        runner.defer(task, **arguments)
+    assert len(runner.pending()) == 1
+
+
+def test_subclasses_of_int_and_float_are_accepted_through_full_validation(clock):
+    """numpy.float64 is a float subclass, an IntEnum an int subclass: both take the slow path."""
+    runner = make_runner(clock)
+
+    class Seconds(float):
+        pass
+
+    class Priority(int):
+        pass
+
+    runner.defer(lambda: None, max_cost_seconds=Seconds(0.5), priority=Priority(70), name="a.odd")
+    [task] = runner.pending()
+    assert task.max_cost_seconds == 0.5 and task.priority == 70
