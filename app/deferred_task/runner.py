@@ -5,6 +5,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
+import sys
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
 Clock = Callable[[], float]
 _Entry = tuple[int, int, DeferredTask]  # (-priority, sequence, task): heap order is the run order
 _INF = math.inf
+_FLOAT_MAX = sys.float_info.max
 _MAX_KNOWN_NAMES = 4096
 _known_names: set[str] = set()
 """Names already validated: task names are a small static set (``meta.purchase``), so
@@ -97,7 +99,7 @@ class DeferredTaskRunner:
         cost_type = type(max_cost_seconds)
         if (
             (cost_type is float or cost_type is int)
-            and 0 <= max_cost_seconds < _INF  # NaN fails both comparisons
+            and 0 <= max_cost_seconds <= _FLOAT_MAX  # NaN, inf and ints beyond a float fail
             and type(priority) is int
             and type(always) is bool
             and type(unique) is bool
