@@ -8,11 +8,39 @@ import pytest
 from loguru import logger
 
 from app.deferred_task.log import ensure_notice_level
+from tests.secret_guard import GUARD
 
 # The installed package registers app.pytest_plugin through its pytest11 entry point; naming it
 # here too keeps this suite working in an environment installed before the entry point existed
 # (pytest registers a plugin once per name). pytester runs the plugin's own tests.
 pytest_plugins = ["app.pytest_plugin", "pytester"]
+
+LAST_TEST_MODULE = "test_secrets_session.py"
+"""Asserts what the secret guard saw over the whole run: collected last (see below)."""
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    GUARD.install()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    GUARD.uninstall()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The session-wide secret check runs after every other test, the real servers' included."""
+    items.sort(key=lambda item: item.path.name == LAST_TEST_MODULE)
+
+
+@pytest.fixture(autouse=True)
+def no_secret_in_any_log_line() -> Iterator[None]:
+    """Fails the test during which a test secret reached a log record (loguru or stdlib)."""
+    before = len(GUARD.leaks)
+    yield
+    leaks = GUARD.leaks[before:]
+    assert not leaks, "secret values reached the logs:\n" + "\n".join(
+        f"{leak.where}: {leak.secrets} in {leak.text[:300]!r}" for leak in leaks
+    )
 
 
 class LogCapture:

@@ -1,0 +1,127 @@
+"""No access token, API key, signature, ``token_auth`` or Redis password in any log line of the run.
+
+``tests/conftest.py`` collects this module last, so the totals below cover the whole suite:
+every loguru and stdlib record of every test (the ``tests/secret_guard.py`` watch), and every
+file the suite wrote under pytest's temporary directory (the real servers' output and log
+files). The first test sends every credential itself, so the check is never vacuous, even
+when this module runs alone.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from loguru import logger
+from pytest_httpserver import HTTPServer
+from webtest import TestApp
+from werkzeug import Request, Response
+
+from app.factory import build_container, make_configurator
+from tests.functional.shop import BROWSER, place_order
+from tests.integration.services import credentials
+from tests.integration.services.raw_servers import free_port
+from tests.integration.services.redis_server import running_redis
+from tests.secret_guard import GUARD, WIRE_SECRETS, SecretGuard
+
+
+def echo_with_500(request: Request) -> Response:
+    """The worst answer: a 500 quoting our Authorization header and body back."""
+    quoted = f"auth={request.headers.get('Authorization')} body={request.get_data(as_text=True)}"
+    return Response(quoted, status=500)
+
+
+@pytest.fixture
+def live_shop(httpserver: HTTPServer, tmp_path: Path) -> Iterator[TestApp]:
+    """The shop with every integration live against an echoing stub, breakers shared in Redis."""
+    base = httpserver.url_for("").rstrip("/")
+    port = free_port()
+    environ = {
+        **credentials.meta_env(base),
+        **credentials.advisable_ai_env(base),
+        **credentials.manago_env(base),
+        **credentials.matomo_env(base),
+        "CIRCUIT_BREAKER_REDIS_URL": f"redis://:{credentials.REDIS_PASSWORD}@127.0.0.1:{port}/0",
+    }
+    settings = {"deferred_task.log_path": str(tmp_path / "deferred_task.log"), "app.log_level": "DEBUG"}
+    with running_redis(port, tmp_path, password=credentials.REDIS_PASSWORD):
+        container = build_container(settings, environ)  # real logging: console and file sinks
+        try:
+            yield TestApp(make_configurator(settings, container).make_wsgi_app(), extra_environ=BROWSER)
+        finally:
+            container.handoff_worker().shutdown(grace_seconds=5)
+            container.shutdown_resources()
+
+
+def test_every_credential_travels_in_a_request_and_reaches_no_log_line(
+    live_shop: TestApp, httpserver: HTTPServer
+) -> None:
+    httpserver.expect_request("", method="POST").respond_with_handler(echo_with_500)  # every path
+    wire_before = GUARD.on_the_wire.copy()
+
+    place_order(live_shop)
+
+    bodies = [json.loads(request.get_data()) for request, _ in httpserver.log]
+    assert {request.path for request, _ in httpserver.log} == {
+        f"/v21.0/{credentials.META_PIXEL_ID}/events", "/v1/signals", "/api/contact/addContactExtEvent",
+        "/matomo.php",
+    }
+    assert any(body.get("access_token") == credentials.META_ACCESS_TOKEN for body in bodies)
+    sent_now = GUARD.on_the_wire - wire_before
+    assert set(WIRE_SECRETS) <= set(sent_now), f"not sent: {set(WIRE_SECRETS) - set(sent_now)}"
+    assert not GUARD.leaks
+
+
+def test_no_secret_reached_a_log_record_anywhere_in_the_suite() -> None:
+    assert GUARD.records_seen > 0
+    assert set(WIRE_SECRETS) <= set(GUARD.on_the_wire)
+    assert not GUARD.leaks, "\n".join(f"{leak.where}: {leak.secrets}" for leak in GUARD.leaks)
+
+
+def test_no_secret_in_any_file_the_suite_wrote(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Server output (stdout/stderr), DEFERRED_TASK log files, probe markers: everything under the
+    run's temporary directory, including what the subprocess servers wrote."""
+    secrets = [secret.encode() for secret in GUARD.secrets]
+    scanned = 0
+    leaks = []
+    for path in tmp_path_factory.getbasetemp().rglob("*"):
+        if not path.is_file() or path.is_symlink():
+            continue
+        data = path.read_bytes()
+        scanned += 1
+        leaks += [f"{path}: {secret.decode()}" for secret in secrets if secret in data]
+    assert scanned > 0
+    assert not leaks, "\n".join(leaks)
+
+
+def test_the_guard_sees_loguru_stdlib_exceptions_and_the_wire_and_survives_a_reset() -> None:
+    """Negative control: a canary secret logged every way the suite logs is caught."""
+    canary = "canary-9f2e41"
+    guard = SecretGuard(secrets=(canary,))
+    guard.install()
+    try:
+        logger.remove()  # what an app's logging set-up does: the guard's sink comes back
+        logger.info("a message with {}", canary)
+        logging.getLogger("waitress").warning("stdlib %s", canary)
+        try:
+            raise ValueError(f"exception text {canary}")
+        except ValueError:
+            logger.exception("failed")
+            logging.getLogger("pyramid").exception("failed")
+        with httpx.Client(transport=httpx.MockTransport(lambda request: httpx.Response(204))) as client:
+            client.post("http://127.0.0.1:9/", headers={"Authorization": f"Bearer {canary}"})
+    finally:
+        guard.uninstall()
+
+    def seen(source: str, text: str) -> bool:
+        return any(leak.where.startswith(source) and text in leak.text for leak in guard.leaks)
+
+    assert seen("loguru", "a message with")
+    assert seen("logging waitress", "stdlib")
+    assert seen("loguru", "ValueError: exception text")  # the message says only "failed"
+    assert seen("logging pyramid", "ValueError: exception text")
+    assert guard.on_the_wire[canary] == 1
