@@ -40,6 +40,7 @@ the isolation test must be able to detect (used by the negative-control test).""
 
 MARKERS = "markers"
 ISOLATION_LOG = "isolation.log"
+STRESS_LOG = "stress.log"
 DEFERRED_TASK_LOG = "deferred_task.log"
 SMALL_BODY = b"s" * 100
 LARGE_BODY = b"L" * (1 << 20)
@@ -176,9 +177,9 @@ def sleep_view(request: Request) -> Response:
     return _body_response(request.GET.get("size", "small"))
 
 
-def _append_line(own_rid: str, index: int) -> None:
+def _append_line(own_rid: str, index: int, log: str = ISOLATION_LOG) -> None:
     line = f"{own_rid} {index} {current_rid()} {os.getpid()} {threading.current_thread().name}\n"
-    fd = os.open(probe_dir() / ISOLATION_LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = os.open(probe_dir() / log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         os.write(fd, line.encode())  # one short O_APPEND write: lines never interleave
     finally:
@@ -206,6 +207,31 @@ def isolation_view(request: Request) -> Response:
     if request.GET.get("size") == "stream":
         return Response(app_iter=_streamed([rid.encode()]), content_type="text/plain")
     return Response(body=rid.encode(), content_type="text/plain")
+
+
+class ProbeTaskError(RuntimeError):
+    """Raised on purpose by a stress task, after it wrote its line."""
+
+
+def stress_view(request: Request) -> Response:
+    """Defers ``tasks`` tasks tagged with its rid; task i raises after its line when bit i of ``fail``
+    is set. The body says what was deferred (``<rid> <tasks>``); ``size=stream`` sends it without
+    Content-Length, so the batch is handed off where the server needs it."""
+    rid = _query_str(request, "rid")
+    tasks, fail = int(request.GET.get("tasks", "1")), int(request.GET.get("fail", "0"))
+
+    def task(index: int) -> None:
+        _append_line(rid, index, STRESS_LOG)
+        if fail >> index & 1:
+            raise ProbeTaskError(f"stress task {rid}/{index} raised on purpose")
+
+    for index in range(tasks):
+        name = "probe.stress.raises" if fail >> index & 1 else "probe.stress"
+        request.deferred_task.defer(lambda index=index: task(index), max_cost_seconds=0.5, name=name)
+    body = f"{rid} {tasks}".encode()
+    if request.GET.get("size") == "stream":
+        return Response(app_iter=_streamed([body]), content_type="text/plain")
+    return Response(body=body, content_type="text/plain")
 
 
 class ProbeViewError(RuntimeError):
@@ -263,6 +289,7 @@ def make_app() -> WSGIApp:
         ("sleep", sleep_view),
         ("isolation", isolation_view),
         ("edge", edge_view),
+        ("stress", stress_view),
         ("pid", pid_view),
     ]:
         config.add_route(f"probe_{name}", f"/probe/{name}")
