@@ -58,7 +58,8 @@ def _ranged_parser(
             value = convert(raw.strip())
         except ValueError:
             raise ConfigError(f"{source}={raw!r} is not {kind}; allowed: {allowed}") from None
-        if math.isnan(value) or not minimum <= value <= maximum:
+        # No math.isnan() on a whole number: a 400-digit one does not fit in a float (OverflowError).
+        if (isinstance(value, float) and math.isnan(value)) or not minimum <= value <= maximum:
             raise ConfigError(f"{source}={raw!r} is out of range; allowed: {allowed}")
         return value
 

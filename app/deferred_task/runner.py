@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from app.deferred_task.log import NOTICE, deferred_task_logger
 from app.deferred_task.report import Outcome, RunReport, TaskResult
-from app.deferred_task.task import DeferredTask, check_name, default_name, trusted_task
+from app.deferred_task.task import DeferredTask, check_name, default_name, is_finite, trusted_task
 
 if TYPE_CHECKING:
     from loguru import Logger
@@ -32,7 +32,7 @@ def check_budget(budget_seconds: object, *, parameter: str = "budget_seconds") -
         return budget_seconds
     if isinstance(budget_seconds, bool) or not isinstance(budget_seconds, int | float):
         raise TypeError(f"{parameter} must be a number of seconds, got {type(budget_seconds).__name__}")
-    if math.isnan(budget_seconds) or math.isinf(budget_seconds) or budget_seconds < 0:
+    if not is_finite(budget_seconds) or budget_seconds < 0:
         raise ValueError(f"{parameter} must be a finite number >= 0 (0 = unlimited), got {budget_seconds!r}")
     return float(budget_seconds)
 

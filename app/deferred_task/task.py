@@ -65,13 +65,22 @@ def _validate(task: object, cost: object, priority: object, name: object, always
         raise TypeError(
             f"max_cost_seconds must be a number of seconds (int or float), got {type(cost).__name__}"
         )
-    if math.isnan(cost) or math.isinf(cost) or cost < 0:
+    if not is_finite(cost) or cost < 0:
         raise ValueError(f"max_cost_seconds must be a finite number >= 0, got {cost!r}")
     if isinstance(priority, bool) or not isinstance(priority, int):
         raise TypeError(f"priority must be an int, got {type(priority).__name__}")
     check_name(name)
     if not isinstance(always, bool):
         raise TypeError(f"always must be a bool, got {type(always).__name__}")
+
+
+def is_finite(number: float) -> bool:
+    """``math.isfinite`` that answers False for a whole number too large for a float (10**400),
+    where ``math.isfinite`` raises OverflowError."""
+    try:
+        return math.isfinite(number)
+    except OverflowError:
+        return False
 
 
 def check_name(name: object) -> str:
