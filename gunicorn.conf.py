@@ -17,11 +17,15 @@ from typing import Any
 
 from config.deferred_tasks import load_deferred_task_settings
 from config.gunicorn_server import apply_hard_limit, check_settings, forget_dead_worker_metrics
+from config.values import int_parser, read_setting
 
 _settings = load_deferred_task_settings({}, os.environ)
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")  # loopback: a reverse proxy goes in front
-workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
+workers = read_setting(  # a bad value stops gunicorn with a message naming the variable
+    env_var="WEB_CONCURRENCY", ini_key="", parse=int_parser(minimum=1, maximum=256), default=2,
+    settings={}, environ=os.environ,
+)
 worker_class = "gthread"
 threads = 4  # with these, `-k sync` alone still runs gthread (gunicorn's rule): add `--threads 1`
 timeout = 30

@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from config.values import parse_bool, parse_url_path, read_setting
+from app.metrics import MULTIPROC_DIR_ENV
+from config.values import ConfigError, parse_bool, parse_url_path, read_setting
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,7 +25,7 @@ def load_metrics_settings(
     settings = settings or {}
     environ = os.environ if environ is None else environ
     defaults = MetricsSettings()
-    return MetricsSettings(
+    loaded = MetricsSettings(
         enabled=read_setting(
             env_var="APP_METRICS_ENABLED", ini_key="metrics.enabled", parse=parse_bool,
             default=defaults.enabled, settings=settings, environ=environ,
@@ -34,3 +35,16 @@ def load_metrics_settings(
             default=defaults.path, settings=settings, environ=environ,
         ),
     )
+    if loaded.enabled and MULTIPROC_DIR_ENV in environ:
+        check_multiprocess_dir(environ[MULTIPROC_DIR_ENV])
+    return loaded
+
+
+def check_multiprocess_dir(raw: str) -> None:
+    """prometheus-client writes every worker's values there: otherwise the first metric created
+    fails with a FileNotFoundError naming a .db file, or (empty value) writes into the cwd."""
+    if not raw.strip() or not os.path.isdir(raw) or not os.access(raw, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"{MULTIPROC_DIR_ENV}={raw!r} is not a writable directory; allowed: an existing directory "
+            "(emptied at each deploy), or leave it unset for a single process"
+        )
