@@ -32,6 +32,26 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: item.path.name == LAST_TEST_MODULE)
 
 
+FIGURES = ("stress", "faults")
+"""``record_property`` keys whose values the terminal summary shows (the README quotes them)."""
+_figures: list[tuple[str, str, object]] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "call":
+        found = [(key, value) for key, value in report.user_properties if key in FIGURES]
+        _figures.extend((key, report.nodeid, value) for key, value in found)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The stress runs' and the fault matrix's measured figures, printed with every run."""
+    if _figures:
+        terminalreporter.section("figures")
+        for key, nodeid, value in _figures:
+            label = nodeid[nodeid.index("[") + 1 : -1] if "[" in nodeid else nodeid.split("::")[-1]
+            terminalreporter.line(f"{key} {label}: {value}")
+
+
 @pytest.fixture(autouse=True)
 def no_secret_in_any_log_line() -> Iterator[None]:
     """Fails the test during which a test secret reached a log record (loguru or stdlib)."""

@@ -7,7 +7,6 @@ contract's requests to it once per module, and its tests assert on the results.
 from __future__ import annotations
 
 from collections.abc import Generator
-from typing import Any
 
 import pytest
 
@@ -23,23 +22,6 @@ def deliveries(server: RunningServer) -> dict[str, Delivery]:
 @pytest.fixture(scope="module")
 def edge_responses(server: RunningServer) -> dict[str, RawResponse]:
     return fire_edge_requests(server)
-
-
-STRESS_FIGURES: list[tuple[str, object]] = []
-
-
-def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    if report.when == "call":
-        figures = [value for key, value in report.user_properties if key == "stress"]
-        STRESS_FIGURES.extend((report.nodeid, value) for value in figures)
-
-
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    """The stress runs' figures (tests/servers/stress.py), printed with every run that has them."""
-    if STRESS_FIGURES:
-        terminalreporter.section("stress figures")
-        for nodeid, figures in STRESS_FIGURES:
-            terminalreporter.line(f"{nodeid.split('::')[0]}: {figures}")
 
 
 @pytest.hookimpl(wrapper=True)
