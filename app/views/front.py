@@ -80,13 +80,13 @@ class FrontController:
     @cached_property
     def session(self) -> ShopSession:
         """The visitor's session; a new one (and its cookie on the response) if need be."""
-        session = self.shop.sessions.open(self.request.cookies.get(SESSION_COOKIE))
+        session = self.shop.sessions.open(self.cookie(SESSION_COOKIE))
         self.request.add_response_callback(self._set_session_cookie)
         return session
 
     def _set_session_cookie(self, request: Request, response: Response) -> None:
         token = self.session.token  # read at the end: sign_in() changes it
-        if request.cookies.get(SESSION_COOKIE) != token:
+        if self.cookie(SESSION_COOKIE) != token:
             response.set_cookie(
                 SESSION_COOKIE,
                 token,
@@ -96,6 +96,15 @@ class FrontController:
                 samesite="Lax",
                 secure=request.scheme == "https",
             )
+
+    def cookie(self, name: str) -> str | None:
+        """A request cookie; None for all of them when the Cookie header is not UTF-8 (WebOb raises
+        while parsing it: the visitor then gets a new session, not a 500)."""
+        try:
+            value: str | None = self.request.cookies.get(name)
+        except UnicodeDecodeError:
+            return None
+        return value
 
     @property
     def customer(self) -> Customer | None:
@@ -180,8 +189,8 @@ class FrontController:
                 email=email,
                 phone=phone,
                 external_id=external_id,
-                fbp=self.request.cookies.get("_fbp"),
-                fbc=self.request.cookies.get("_fbc"),
+                fbp=self.cookie("_fbp"),
+                fbc=self.cookie("_fbc"),
             )
         except ValueError as exc:
             log.info("meta.{} not deferred: {} (Meta needs a client address and user agent)",
