@@ -25,6 +25,20 @@ FILE_FORMAT = (
 NO_REQUEST_ID = "-"
 """What ``{extra[request_id]}`` shows for lines written outside a request's run (start-up, say)."""
 STDLIB_LOGGERS = ("gunicorn", "gunicorn.error", "gunicorn.access", "waitress", "pyramid")
+_CONTROL_ESCAPES = {
+    code: f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+    for code in [*range(0x20), *range(0x7F, 0xA0), 0x2028, 0x2029]
+    if code != ord("\t")
+}
+"""Control characters and every character ``str.splitlines()`` breaks at, but the tab."""
+
+
+def one_line(record: Record) -> None:
+    """Patcher of every record: control characters in the message are written escaped (``\\x0a``),
+    so that request-provided text (a user agent in a dry-run payload, a path a server logs
+    percent-decoded) cannot start a line of its own or send terminal escapes. Tracebacks are
+    not part of the message and keep their lines."""
+    record["message"] = record["message"].translate(_CONTROL_ESCAPES)
 
 
 class InterceptHandler(logging.Handler):
@@ -52,7 +66,7 @@ def add_console_sink(level: str) -> int:
     """Reset loguru to one stderr sink at ``level`` (every channel); returns the sink's id."""
     ensure_notice_level()
     logger.remove()
-    logger.configure(extra={"channel": "app", "request_id": NO_REQUEST_ID})
+    logger.configure(extra={"channel": "app", "request_id": NO_REQUEST_ID}, patcher=one_line)
     return logger.add(sys.stderr, level=level, format=CONSOLE_FORMAT, backtrace=False, diagnose=False)
 
 
