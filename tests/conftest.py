@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -48,7 +49,7 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     if _figures:
         terminalreporter.section("figures")
         for key, nodeid, value in _figures:
-            label = nodeid[nodeid.index("[") + 1 : -1] if "[" in nodeid else nodeid.split("::")[-1]
+            label = nodeid[nodeid.index("[") + 1 : -1] if "[" in nodeid else Path(nodeid.split("::")[0]).stem
             terminalreporter.line(f"{key} {label}: {value}")
 
 

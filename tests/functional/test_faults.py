@@ -216,7 +216,7 @@ def test_redis_going_away_mid_run_changes_no_response_and_is_logged_once(
 
     assert [{key: r[key] for key in PLACED} for r in responses] == [PLACED] * ORDERS
     assert_every_task_ended_within_its_cost(deferred_tasks)
-    record_property("faults", slowest_task(deferred_tasks))
+    record_property("faults", f"redis-gone-mid-run: {slowest_task(deferred_tasks)}")
     lines = warnings_and_errors(logs)
     redis_lines = [line for line in lines if line[1] == "circuit-breaker"]
     assert len(redis_lines) == 1 and "Redis for circuit-breaker state is unreachable" in redis_lines[0][2]
