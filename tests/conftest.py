@@ -33,7 +33,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: item.path.name == LAST_TEST_MODULE)
 
 
-FIGURES = ("stress", "faults")
+FIGURES = ("stress", "faults", "secrets")
 """``record_property`` keys whose values the terminal summary shows (the README quotes them)."""
 _figures: list[tuple[str, str, object]] = []
 

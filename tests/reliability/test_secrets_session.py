@@ -76,13 +76,17 @@ def test_every_credential_travels_in_a_request_and_reaches_no_log_line(
     assert not GUARD.leaks
 
 
-def test_no_secret_reached_a_log_record_anywhere_in_the_suite() -> None:
+def test_no_secret_reached_a_log_record_anywhere_in_the_suite(record_property) -> None:
+    record_property("secrets", f"{GUARD.records_seen} log records checked; requests carrying each "
+                    f"credential: {sorted(GUARD.on_the_wire.values())}; leaks: {len(GUARD.leaks)}")
     assert GUARD.records_seen > 0
     assert set(WIRE_SECRETS) <= set(GUARD.on_the_wire)
     assert not GUARD.leaks, "\n".join(f"{leak.where}: {leak.secrets}" for leak in GUARD.leaks)
 
 
-def test_no_secret_in_any_file_the_suite_wrote(tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_no_secret_in_any_file_the_suite_wrote(
+    tmp_path_factory: pytest.TempPathFactory, record_property
+) -> None:
     """Server output (stdout/stderr), DEFERRED_TASK log files, probe markers: everything under the
     run's temporary directory, including what the subprocess servers wrote."""
     secrets = [secret.encode() for secret in GUARD.secrets]
@@ -94,6 +98,7 @@ def test_no_secret_in_any_file_the_suite_wrote(tmp_path_factory: pytest.TempPath
         data = path.read_bytes()
         scanned += 1
         leaks += [f"{path}: {secret.decode()}" for secret in secrets if secret in data]
+    record_property("secrets", f"{scanned} files under the run's temporary directory scanned")
     assert scanned > 0
     assert not leaks, "\n".join(leaks)
 
