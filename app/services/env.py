@@ -6,12 +6,12 @@ misconfigured deployment fails at start-up with a message that says how to fix i
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 from app.services.secret import Secret
+from config.values import int_parser, seconds_parser
 
 
 def read_text(environ: Mapping[str, str], name: str) -> str | None:
@@ -33,32 +33,14 @@ def read_seconds(
     environ: Mapping[str, str], name: str, default: float, *, minimum: float, maximum: float
 ) -> float:
     raw = read_text(environ, name)
-    if raw is None:
-        return default
-    allowed = f"a number of seconds from {minimum:g} to {maximum:g}"
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ValueError(f"{name}={raw!r} is not a number; allowed: {allowed}") from None
-    if math.isnan(value) or not minimum <= value <= maximum:
-        raise ValueError(f"{name}={raw!r} is out of range; allowed: {allowed}")
-    return value
+    return default if raw is None else seconds_parser(minimum=minimum, maximum=maximum)(raw, name)
 
 
 def read_int(
     environ: Mapping[str, str], name: str, default: int, *, minimum: int, maximum: int
 ) -> int:
     raw = read_text(environ, name)
-    if raw is None:
-        return default
-    allowed = f"a whole number from {minimum} to {maximum}"
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValueError(f"{name}={raw!r} is not a whole number; allowed: {allowed}") from None
-    if not minimum <= value <= maximum:
-        raise ValueError(f"{name}={raw!r} is out of range; allowed: {allowed}")
-    return value
+    return default if raw is None else int_parser(minimum=minimum, maximum=maximum)(raw, name)
 
 
 def read_matching(

@@ -19,7 +19,7 @@ def test_unset_and_blank_values_fall_back_to_the_default() -> None:
 
 @pytest.mark.parametrize(
     ("raw", "problem"),
-    [("fast", "is not a number"), ("9", "is out of range"), ("nan", "is out of range")],
+    [("fast", "is not a number of seconds"), ("9", "is out of range"), ("nan", "is out of range")],
 )
 def test_a_bad_number_names_the_variable_the_value_and_the_range(raw: str, problem: str) -> None:
     with pytest.raises(ValueError) as error:
