@@ -5,8 +5,9 @@ Installed with the package, registered by the ``pytest11`` entry point named lik
 refer to the same plugin and never register it twice. Disable it with ``-p no:app.pytest_plugin``.
 
     def test_checkout_sends_the_purchase(webapp, deferred_tasks):
-        webapp.get("/checkout")
-        assert deferred_tasks.names == ["meta.purchase", "audit.checkout", "matomo.flush"]
+        webapp.post_json("/api/cart/items", {"product_id": "espresso-250"}, status=201)
+        webapp.post_json("/api/checkout", {"email": "jane@example.com"})
+        deferred_tasks.assert_deferred("meta.purchase", priority=100)
 """
 
 from __future__ import annotations
