@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import NamedTuple
 
@@ -26,14 +25,26 @@ class TaskResult(NamedTuple):
     """Measured time for executed and failed tasks; None for tasks that never started."""
 
 
-@dataclass(frozen=True, slots=True)
-class RunReport:
-    """The fate of every task the runner held, in the order it was decided."""
+class RunReport(NamedTuple):
+    """The fate of every task the runner held, in the order it was decided.
+
+    A named tuple, like ``TaskResult``: one is made per request, on the hot path.
+    """
 
     results: tuple[TaskResult, ...] = ()
     elapsed_seconds: float = 0.0
     budget_seconds: float | None = None
     """The effective budget of this run (budget and ceiling combined); None means unlimited."""
+
+    def __str__(self) -> str:
+        """The run's summary line. Log it as an argument (``logger.info("done {}", report)``):
+        it is then formatted only if a sink takes the record."""
+        counts = dict.fromkeys(Outcome, 0)
+        for result in self.results:
+            counts[result.outcome] += 1
+        budget = "unlimited" if self.budget_seconds is None else f"{self.budget_seconds:.3f}s"
+        outcomes = ", ".join(f"{count} {outcome}" for outcome, count in counts.items() if count)
+        return f"in {self.elapsed_seconds:.3f}s of {budget} budget: {outcomes or 'no tasks'}"
 
     def _names(self, outcome: Outcome) -> tuple[str, ...]:
         return tuple(r.name for r in self.results if r.outcome is outcome)

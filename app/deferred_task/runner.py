@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from app.deferred_task.log import NOTICE, deferred_task_logger
 from app.deferred_task.report import Outcome, RunReport, TaskResult
-from app.deferred_task.task import DeferredTask, check_name, default_name, is_finite, trusted_task
+from app.deferred_task.task import DeferredTask, check_name, default_name, is_finite
 
 if TYPE_CHECKING:
     from loguru import Logger
@@ -21,6 +21,7 @@ Clock = Callable[[], float]
 _Entry = tuple[int, int, DeferredTask]  # (-priority, sequence, task): heap order is the run order
 _INF = math.inf
 _FLOAT_MAX = sys.float_info.max
+_trusted = tuple.__new__  # builds a DeferredTask from arguments defer() has already checked
 _MAX_KNOWN_NAMES = 4096
 _known_names: set[str] = set()
 """Names already validated: task names are a small static set (``meta.purchase``), so
@@ -107,7 +108,7 @@ class DeferredTaskRunner:
             and name in _known_names
             and callable(task)
         ):
-            item = trusted_task(task, max_cost_seconds, priority, name, always)
+            item = _trusted(DeferredTask, (task, max_cost_seconds, priority, name, always))
         else:  # the slow path: full validation, errors naming the parameter
             item = DeferredTask(task, max_cost_seconds, priority, name, always)
             if not isinstance(unique, bool):
@@ -150,20 +151,19 @@ class DeferredTaskRunner:
         results = self._forgotten  # a task that forgets or replaces during the run reports here too
         self._running = True
         try:
-            elapsed = self._drain(results, math.inf if limit is None else limit, request_failed)
+            elapsed = self._drain(results, _INF if limit is None else limit, request_failed)
         finally:
             self._running = False
             self._forgotten = []
-        report = RunReport(results=tuple(results), elapsed_seconds=elapsed, budget_seconds=limit)
-        self._log_summary(report)
+        report = RunReport(tuple(results), elapsed, limit)
+        # Formatted only if a sink takes INFO records: counting outcomes costs nothing otherwise.
+        self._logger.info("Deferred tasks done {}", report)
         return report
 
     def _effective_budget(self, ceiling_seconds: float | None) -> float | None:
         """The spec's time-limit table: the tighter of budget and ceiling; 0 budget = no budget."""
-        if not self._enabled:
-            return None
-        budget = self._budget_seconds or None
-        if ceiling_seconds is None:
+        budget = self._budget_seconds or None if self._enabled else None
+        if ceiling_seconds is None or not self._enabled:
             return budget
         ceiling = check_budget(max(ceiling_seconds, 0.0), parameter="ceiling_seconds")
         return ceiling if budget is None else min(budget, ceiling)
@@ -240,28 +240,6 @@ class DeferredTaskRunner:
             self._queue[:] = kept
             self._logger.info("Deferred task {} ({} queued) {}", name, removed, reason)
         return removed
-
-    def _log_summary(self, report: RunReport) -> None:
-        self._logger.info("Deferred tasks done {}", _RunSummary(report))
-
-
-class _RunSummary:
-    """Formatted only if a sink takes the record: counting outcomes costs nothing otherwise."""
-
-    __slots__ = ("report",)
-
-    def __init__(self, report: RunReport) -> None:
-        self.report = report
-
-    def __str__(self) -> str:
-        report = self.report
-        counts = {outcome: 0 for outcome in Outcome}
-        for result in report.results:
-            counts[result.outcome] += 1
-        budget = "unlimited" if report.budget_seconds is None else f"{report.budget_seconds:.3f}s"
-        outcomes = ", ".join(f"{count} {outcome}" for outcome, count in counts.items() if count)
-        return f"in {report.elapsed_seconds:.3f}s of {budget} budget: {outcomes}"
-
 
 def _result(item: DeferredTask, outcome: Outcome, duration: float | None = None) -> TaskResult:
     return TaskResult(item.name, item.priority, item.max_cost_seconds, outcome, duration)

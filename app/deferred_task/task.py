@@ -48,13 +48,6 @@ class DeferredTask(_DeferredTaskFields):
         return _make(cls, (task, max_cost_seconds, priority, name, always))
 
 
-def trusted_task(
-    task: Callable[[], object], max_cost_seconds: float, priority: int, name: str, always: bool
-) -> DeferredTask:
-    """Build a DeferredTask whose arguments the caller has already validated (the runner's fast path)."""
-    return _make(DeferredTask, (task, max_cost_seconds, priority, name, always))
-
-
 _make: Callable[[type[DeferredTask], tuple[object, ...]], DeferredTask] = tuple.__new__
 
 
