@@ -357,9 +357,11 @@ def findings_section(results: dict[str, Any]) -> list[str]:
         "1. **Validation on every `defer()`**: a fast path for the common case (`type(cost)` exactly "
         "`float` or `int` and finite, `type(priority) is int`, a name already validated once in this "
         "process); anything else takes the full checks, which raise naming the parameter. "
-        "`DeferredTask` and `TaskResult` became named tuples (cheapest immutable records).",
+        "`DeferredTask`, `TaskResult` and `RunReport` became named tuples (cheapest immutable "
+        "records).",
         "2. **The drain loop** reads the clock once per task (a task's end is the next one's start).",
-        "3. **The run summary** is an object formatted only if a sink takes INFO records.",
+        "3. **The run summary** is the report's `str()`, passed to the logger as an argument: "
+        "formatted only if a sink takes INFO records.",
         "4. **The hook**: `request.request_id` and `request.deferred_task` are plain attributes set by "
         f"the tweens, not reified request properties, which made Pyramid build a request subclass on "
         f"every request ({reify_us} alone).",
