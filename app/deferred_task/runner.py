@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from app.deferred_task.log import NOTICE, deferred_task_logger
 from app.deferred_task.report import Outcome, RunReport, TaskResult
-from app.deferred_task.task import DeferredTask, check_name, default_name, is_finite
+from app.deferred_task.task import DeferredTask, check_name, default_name, is_finite, unchecked
 
 if TYPE_CHECKING:
     from loguru import Logger
@@ -21,7 +21,6 @@ Clock = Callable[[], float]
 _Entry = tuple[int, int, DeferredTask]  # (-priority, sequence, task): heap order is the run order
 _INF = math.inf
 _FLOAT_MAX = sys.float_info.max
-_trusted = tuple.__new__  # builds a DeferredTask from arguments defer() has already checked
 _MAX_KNOWN_NAMES = 4096
 _known_names: set[str] = set()
 """Names already validated: task names are a small static set (``meta.purchase``), so
@@ -108,7 +107,7 @@ class DeferredTaskRunner:
             and name in _known_names
             and callable(task)
         ):
-            item = _trusted(DeferredTask, (task, max_cost_seconds, priority, name, always))
+            item = unchecked(DeferredTask, (task, max_cost_seconds, priority, name, always))
         else:  # the slow path: full validation, errors naming the parameter
             item = DeferredTask(task, max_cost_seconds, priority, name, always)
             if not isinstance(unique, bool):

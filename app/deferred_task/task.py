@@ -45,10 +45,12 @@ class DeferredTask(_DeferredTaskFields):
         always: bool = False,
     ) -> DeferredTask:
         _validate(task, max_cost_seconds, priority, name, always)
-        return _make(cls, (task, max_cost_seconds, priority, name, always))
+        return unchecked(cls, (task, max_cost_seconds, priority, name, always))
 
 
-_make: Callable[[type[DeferredTask], tuple[object, ...]], DeferredTask] = tuple.__new__
+unchecked: Callable[[type[DeferredTask], tuple[object, ...]], DeferredTask] = tuple.__new__
+"""``unchecked(DeferredTask, fields)``: build without validating, for arguments already checked
+(``DeferredTask.__new__`` after its checks, and ``defer()``'s fast path)."""
 
 
 def _validate(task: object, cost: object, priority: object, name: object, always: object) -> None:
