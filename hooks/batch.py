@@ -78,9 +78,12 @@ class RequestBatch:
     def _run(self) -> RunReport | None:
         with logger.contextualize(request_id=self.request_id):
             if self.runner.has_tasks():
-                names = self.pending_names()
-                deferred_task_logger.debug(
-                    "Running {} deferred task(s) via {}: {}", len(names), self.trigger, ", ".join(names)
+                # lazy: sorting and joining the queue only happen if a sink takes DEBUG records
+                deferred_task_logger.opt(lazy=True).debug(
+                    "Running {} deferred task(s) via {}: {}",
+                    lambda: len(self.pending_names()),
+                    lambda: self.trigger,
+                    lambda: ", ".join(self.pending_names()),
                 )
             try:
                 report = self.runner.run(
