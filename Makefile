@@ -9,6 +9,7 @@ PY := $(VENV)/bin/python
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e './pyramid-deferred[prometheus]'
 	$(PY) -m pip install --quiet -e '.[test]'
 	@# uWSGI compiles on install (gcc, Python headers): required under CI, optional elsewhere.
 	@$(PY) -m pip install --quiet -e '.[uwsgi]' || { \
@@ -35,6 +36,7 @@ test: setup
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
+	cd pyramid-deferred && ../$(VENV)/bin/mypy
 
 check: lint test
 
@@ -44,4 +46,4 @@ bench: bench-setup
 	$(PY) -m benchmarks $(BENCH_ARGS)
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info pyramid-deferred/dist pyramid-deferred/src/*.egg-info

@@ -1,7 +1,6 @@
-"""The Pyramid application. ``main`` is the paste entry point; ``create_app`` is what tests use.
+"""The example shop: a Pyramid app that uses the pyramid_deferred add-on through its public API.
 
-Both import Pyramid lazily, so that importing the framework-free core (``app.deferred_task``)
-never imports Pyramid.
+``main`` is the paste entry point; ``create_app`` is what tests use. Both import Pyramid lazily.
 """
 
 from __future__ import annotations
@@ -15,17 +14,12 @@ if TYPE_CHECKING:
     from containers import Container
 
 
-def create_app(
-    settings: Mapping[str, Any] | None = None,
-    *,
-    container: Container | None = None,
-    handle_sigterm: bool = False,
-) -> Router:
+def create_app(settings: Mapping[str, Any] | None = None, *, container: Container | None = None) -> Router:
     from app.factory import create_app as factory
 
-    return factory(settings, container=container, handle_sigterm=handle_sigterm)
+    return factory(settings, container=container)
 
 
 def main(global_config: Mapping[str, Any] | None, **settings: Any) -> Router:
     """Paste app factory (``pserve``, ``gunicorn --paste``)."""
-    return create_app(settings, handle_sigterm=True)
+    return create_app(settings)

@@ -11,23 +11,20 @@ from dependency_injector import providers
 from pyramid.config import Configurator
 from pyramid.router import Router
 
-from config.deferred_tasks import load_deferred_task_settings
-from config.metrics import load_metrics_settings
+from config.settings import load_app_settings
 from containers import Container
-from hooks.lifecycle import install_shutdown
 
 
 def build_container(settings: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Container:
-    """Validate every setting now, so a bad value stops start-up with a message naming it.
+    """Validate the app's settings now, so a bad value stops start-up with a message naming it.
 
     The integrations' settings come from ``environ`` only; each raises its service's
     ValueError here. Their clients are not opened here but on first use (after any fork).
+    The add-on's ``deferred_task.*`` settings are validated when the configuration commits.
     """
     environ = os.environ if environ is None else environ
     container = Container(environ=providers.Object(environ))
-    deferred = load_deferred_task_settings(settings, environ)
-    metrics = load_metrics_settings(settings, environ)
-    container.config.from_dict({"deferred_task": asdict(deferred), "metrics": asdict(metrics)})
+    container.config.from_dict({"app": asdict(load_app_settings(settings, environ))})
     for integration_settings in (
         container.meta_settings,
         container.advisable_ai_settings,
@@ -48,15 +45,8 @@ def make_configurator(settings: Mapping[str, Any], container: Container) -> Conf
     return config
 
 
-def create_app(
-    settings: Mapping[str, Any] | None = None,
-    *,
-    container: Container | None = None,
-    handle_sigterm: bool = False,
-) -> Router:
-    """``handle_sigterm``: for the server entry points (pserve), not for tests in one process."""
+def create_app(settings: Mapping[str, Any] | None = None, *, container: Container | None = None) -> Router:
     settings = settings or {}
     container = container or build_container(settings)
     app: Router = make_configurator(settings, container).make_wsgi_app()
-    install_shutdown(container, handle_sigterm=handle_sigterm)
     return app

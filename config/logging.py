@@ -9,8 +9,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from loguru import logger
-
-from app.deferred_task.log import CHANNEL, ensure_notice_level
+from pyramid_deferred.core.log import CHANNEL, ensure_notice_level
 
 if TYPE_CHECKING:
     from loguru import Record

@@ -1,26 +1,37 @@
-"""Pyramid glue: ``config.include("hooks")`` makes deferred tasks run after each response.
+"""How this app plugs into Pyramid: the pyramid_deferred add-on, its metrics when enabled, the
+request's Matomo tracker, and closing the integrations' clients at exit.
 
-Views reach the request's runner as ``request.deferred_task`` (set by the tween when the request
-starts) or ``request.registry.container.deferred_task()``: the same object.
+``config.include("hooks")`` after ``config.registry.container`` is set (app/factory.py).
 """
 
 from __future__ import annotations
 
-from pyramid.config import Configurator
-from pyramid.events import NewResponse
-from pyramid.tweens import INGRESS
+import atexit
+from typing import Any
 
-from hooks import uwsgi_trigger
-from hooks.observers import add_deferred_task_observer
-from hooks.request_id import REQUEST_ID_TWEEN
-from hooks.tween import attach_run_after_response
+from pyramid.config import Configurator
+from pyramid.events import NewRequest
 
 
 def includeme(config: Configurator) -> None:
-    config.add_directive("add_deferred_task_observer", add_deferred_task_observer)
-    config.include("hooks.request_id")
-    config.include("hooks.metrics")
-    # Just inside the request-id tween: it sees the final response, exception views included.
-    config.add_tween("hooks.tween.deferred_task_tween_factory", under=(REQUEST_ID_TWEEN, INGRESS))
-    config.add_subscriber(attach_run_after_response, NewResponse)
-    uwsgi_trigger.install()
+    container: Any = config.registry.container
+    # Registered before the add-on's drain: atexit calls the last registered first, so the
+    # hand-off worker's last tasks still have their HTTP clients.
+    atexit.register(container.integration_clients.shutdown)
+    config.include("pyramid_deferred")
+    if container.config.app.metrics_enabled():
+        config.include("pyramid_deferred.metrics")
+    config.add_subscriber(start_request_scope, NewRequest)
+
+
+def start_request_scope(event: NewRequest) -> None:
+    """Forget the previous request's Matomo tracker (and any test override's): the container's
+    ``matomo_tracker`` is per context, and server threads, with their context, are reused."""
+    container = getattr(event.request.registry, "container", None)
+    if container is None:
+        return
+    provider: Any = container.matomo_tracker
+    for candidate in (provider, *provider.overridden):
+        reset = getattr(candidate, "reset", None)
+        if reset is not None:
+            reset()

@@ -7,14 +7,14 @@ from typing import Any
 
 import pytest
 from loguru import logger
+from pyramid_deferred.core.log import ensure_notice_level
 
-from app.deferred_task.log import ensure_notice_level
 from tests.secret_guard import GUARD
 
 # The installed package registers app.pytest_plugin through its pytest11 entry point; naming it
 # here too keeps this suite working in an environment installed before the entry point existed
 # (pytest registers a plugin once per name). pytester runs the plugin's own tests.
-pytest_plugins = ["app.pytest_plugin", "pytester"]
+pytest_plugins = ["pyramid_deferred.pytest_plugin", "pytester"]
 
 LAST_TEST_MODULE = "test_secrets_session.py"
 """Asserts what the secret guard saw over the whole run: collected last (see below)."""

@@ -10,8 +10,9 @@ import re
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
+from pyramid_deferred.values import int_parser, seconds_parser
+
 from app.services.secret import Secret
-from config.values import int_parser, seconds_parser
 
 
 def read_text(environ: Mapping[str, str], name: str) -> str | None:

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pyramid.config import Configurator
-from pyramid.events import NewRequest
 
 
 def includeme(config: Configurator) -> None:
@@ -27,18 +24,5 @@ def includeme(config: Configurator) -> None:
     config.add_route("rating", "/api/ratings/{product_id}")
     config.add_route("customers", "/api/customers")
     config.add_route("checkout", "/api/checkout")
-    config.add_subscriber(start_request_scope, NewRequest)
     config.scan("app.views")
 
-
-def start_request_scope(event: NewRequest) -> None:
-    """Forget the previous request's Matomo tracker (and any test override's): the container's
-    ``matomo_tracker`` is per context, and server threads, with their context, are reused."""
-    container = getattr(event.request.registry, "container", None)
-    if container is None:
-        return
-    provider: Any = container.matomo_tracker
-    for candidate in (provider, *provider.overridden):
-        reset = getattr(candidate, "reset", None)
-        if reset is not None:
-            reset()

@@ -16,8 +16,8 @@ from loguru import logger
 from pyramid.request import Request
 from pyramid.response import Response
 from pyramid.view import view_config, view_defaults
+from pyramid_deferred import DeferredTaskRunner
 
-from app.deferred_task import DeferredTaskRunner
 from app.services import (
     MatomoTracker,
     MatomoVisit,

@@ -8,8 +8,7 @@ from loguru import logger
 from pyramid.request import Request
 from pyramid.response import Response
 from pyramid.view import view_config
-
-from app.deferred_task import DeferredTaskRunner
+from pyramid_deferred import DeferredTaskRunner
 
 PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>Deferred task runner</title></head>

@@ -14,9 +14,10 @@ from dependency_injector import providers
 from pyramid.config import Configurator
 from pyramid.request import Request
 from pyramid.response import Response
+from pyramid_deferred.core import DeferredTaskRunner
+from pyramid_deferred.hook import get_hook
 from webtest import TestApp
 
-from app.deferred_task import DeferredTaskRunner
 from app.factory import build_container, make_configurator
 from containers import Container
 from tests.functional.shop import BROWSER
@@ -106,6 +107,7 @@ def recorder() -> Recorder:
 @pytest.fixture
 def make_app(tmp_path, recorder) -> Iterator[Any]:
     containers: list[Container] = []
+    apps: list[TestApp] = []
 
     def make(**settings: Any) -> TestApp:
         settings = {"deferred_task.log_path": str(tmp_path / "deferred_task.log"), **settings}
@@ -114,11 +116,14 @@ def make_app(tmp_path, recorder) -> Iterator[Any]:
         containers.append(container)
         config = make_configurator(settings, container)
         add_probe_views(config, recorder)
-        return TestApp(config.make_wsgi_app(), extra_environ=BROWSER)
+        app = TestApp(config.make_wsgi_app(), extra_environ=BROWSER)
+        apps.append(app)
+        return app
 
     yield make
+    for app in apps:
+        get_hook(app.app.registry).worker.shutdown(grace_seconds=5)
     for container in containers:
-        container.handoff_worker().shutdown(grace_seconds=5)
         container.shutdown_resources()
 
 

@@ -6,6 +6,7 @@ The integrations run in dry-run here (no credentials): they log their payloads a
 from __future__ import annotations
 
 from dependency_injector import providers
+from pyramid_deferred.hook import get_hook
 from webtest import TestApp
 
 from app.factory import build_container, make_configurator
@@ -129,8 +130,9 @@ def test_a_task_overrunning_its_declared_cost_is_logged_with_both_figures(tmp_pa
     }
     container = build_container(settings, environ={})
     container.logging.override(providers.Resource(no_logging_setup))
-    container.clock.override(providers.Object(SteppingClock()))
-    webapp = TestApp(make_configurator(settings, container).make_wsgi_app(), extra_environ=BROWSER)
+    router = make_configurator(settings, container).make_wsgi_app()
+    get_hook(router.registry).clock = SteppingClock()
+    webapp = TestApp(router, extra_environ=BROWSER)
     place_order(webapp)
     container.shutdown_resources()
     warnings = [w for w in logs.at("WARNING") if "overran its declared cost" in w]

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from pyramid.config import Configurator
-from webtest import TestApp
 
 from tests.functional.conftest import eventually
 
@@ -84,14 +82,6 @@ def test_head_requests_still_run_their_tasks_once(webapp, recorder):
     # WebOb sends no body for HEAD: outside gunicorn the batch is handed off (see hooks/dispatch.py).
     assert eventually(lambda: "a.head" in recorder.events)
     assert recorder.events.count("a.head") == 1
-
-
-def test_the_hook_does_nothing_without_a_container():
-    config = Configurator()
-    config.include("hooks")
-    config.add_route("plain", "/")
-    config.add_view(lambda request: request.response, route_name="plain")
-    assert TestApp(config.make_wsgi_app()).get("/").status_int == 200
 
 
 def test_the_home_page_defers_its_demo_task(webapp, logs):

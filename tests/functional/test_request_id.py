@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 from dependency_injector import providers
+from pyramid_deferred.hook import get_hook
+from pyramid_deferred.metrics import get_metrics
 from webtest import TestApp
 
 from app.factory import build_container, make_configurator
@@ -81,8 +83,8 @@ def test_the_request_id_tween_is_outermost_with_the_deferred_task_tween_just_ins
 
     names = [name for name, _ in webapp.app.registry.queryUtility(ITweens).implicit()]
     assert names[:2] == [
-        "hooks.request_id.request_id_tween_factory",
-        "hooks.tween.deferred_task_tween_factory",
+        "pyramid_deferred.request_id.request_id_tween_factory",
+        "pyramid_deferred.tween.deferred_task_tween_factory",
     ]
 
 
@@ -95,18 +97,19 @@ def test_tasks_handed_off_to_the_worker_thread_keep_their_requests_id(tmp_path, 
     }
     container = build_container(settings, environ={})
     container.logging.override(providers.Resource(no_logging_setup))
-    webapp = TestApp(make_configurator(settings, container).make_wsgi_app(), extra_environ=BROWSER)
+    router = make_configurator(settings, container).make_wsgi_app()
+    webapp = TestApp(router, extra_environ=BROWSER)
     responses = {
         request_id: place_order(webapp, headers={"X-Request-ID": request_id})
         for request_id in ("req-thread-1", "req-thread-2", "req-thread-3")
     }
-    assert container.handoff_worker().shutdown(grace_seconds=30) == []  # waits for the queue to drain
+    assert get_hook(router.registry).worker.shutdown(grace_seconds=30) == []  # waits for the queue to drain
     for request_id, response in responses.items():
         records = records_of_order(logs, response)
         assert len(records) == 3
         assert {r["extra"]["request_id"] for r in records} == {request_id}
         assert all(r["thread"].name.startswith("deferred-task-") for r in records)
-    executed = container.metrics_registry().get_sample_value(
+    executed = get_metrics(router.registry).registry.get_sample_value(
         "deferred_tasks_total", {"name": "meta.purchase", "outcome": "executed"}
     )
     assert executed == 3  # the metrics observer ran on the worker thread too

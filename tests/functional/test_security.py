@@ -20,6 +20,7 @@ import pytest
 from dependency_injector import providers
 from loguru import logger
 from pyramid.paster import get_app
+from pyramid_deferred.hook import get_hook
 from pytest_httpserver import HTTPServer
 from webtest import TestApp
 
@@ -113,7 +114,7 @@ def paste_app(tmp_path, monkeypatch) -> Iterator[Any]:
     yield load
     signal.signal(signal.SIGTERM, previous_sigterm)  # app.main handles SIGTERM for pserve
     for app in loaded:
-        app.registry.container.handoff_worker().shutdown(grace_seconds=5)
+        get_hook(app.registry).worker.shutdown(grace_seconds=5)
         app.registry.container.shutdown_resources()
 
 
@@ -150,12 +151,13 @@ def logged_lines(tmp_path) -> Iterator[tuple[TestApp, list[str]]]:
         "app.log_level": "DEBUG",
     }
     container = build_container(settings, environ={})
-    shop = TestApp(make_configurator(settings, container).make_wsgi_app(), extra_environ=BROWSER)
+    router = make_configurator(settings, container).make_wsgi_app()
+    shop = TestApp(router, extra_environ=BROWSER)
     lines: list[str] = []
     sink = logger.add(lines.append, level=0, format=FILE_FORMAT)
     yield shop, lines
     logger.remove(sink)
-    container.handoff_worker().shutdown(grace_seconds=5)
+    get_hook(router.registry).worker.shutdown(grace_seconds=5)
     container.shutdown_resources()
 
 

@@ -89,6 +89,8 @@ ENV_ROWS: tuple[EnvRow, ...] = (
     EnvRow("server support", ("APP_DEFERRED_TASK_WORKER_THREADS", "APP_DEFERRED_TASK_WORKER_QUEUE_SIZE"),
            ALL_REFUSED),
     EnvRow("server support", ("APP_DEFERRED_TASK_SHUTDOWN_GRACE_SECONDS",), ALL_REFUSED),
+    EnvRow("server support", ("APP_DEFERRED_TASK_REQUEST_ID", "APP_DEFERRED_TASK_EXIT_ON_SIGTERM"),
+           ALL_REFUSED),
     EnvRow("server support", ("WEB_CONCURRENCY",), ALL_REFUSED, read_by="gunicorn.conf.py",
            note="read by gunicorn.conf.py: gunicorn stops before forking"),
     EnvRow("metrics", ("APP_METRICS_ENABLED",), ALL_REFUSED),
@@ -194,8 +196,9 @@ def render() -> str:
     return "\n".join([
         START_MARKER,
         f"Environment: {variables} variables x {len(VALUES)} values = {tried} start-ups "
-        "(`app.factory.build_container(settings, environ)`; `WEB_CONCURRENCY` through `gunicorn.conf.py`). "
-        "*refused*: start-up stops with a `ValueError` whose message names the variable (and never echoes a "
+        "(the whole app built: `build_container`, then `make_wsgi_app()`, where the add-on reads its "
+        "settings; `WEB_CONCURRENCY` through `gunicorn.conf.py`). "
+        "*refused*: start-up stops with an error whose message names the variable (and never echoes a "
         "secret); *as unset*: blank means not configured, as documented (default or dry-run), checked "
         "against a start-up without it; *accepted*: a legal value.",
         "",

@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 from loguru import logger
+from pyramid_deferred.hook import get_hook
 from pytest_httpserver import HTTPServer
 from webtest import TestApp
 from werkzeug import Request, Response
@@ -50,10 +51,11 @@ def live_shop(httpserver: HTTPServer, tmp_path: Path) -> Iterator[TestApp]:
     settings = {"deferred_task.log_path": str(tmp_path / "deferred_task.log"), "app.log_level": "DEBUG"}
     with running_redis(port, tmp_path, password=credentials.REDIS_PASSWORD):
         container = build_container(settings, environ)  # real logging: console and file sinks
+        router = make_configurator(settings, container).make_wsgi_app()
         try:
-            yield TestApp(make_configurator(settings, container).make_wsgi_app(), extra_environ=BROWSER)
+            yield TestApp(router, extra_environ=BROWSER)
         finally:
-            container.handoff_worker().shutdown(grace_seconds=5)
+            get_hook(router.registry).worker.shutdown(grace_seconds=5)
             container.shutdown_resources()
 
 

@@ -25,13 +25,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
-from dependency_injector import providers
 from pyramid.request import Request
 from pyramid.response import Response
+from pyramid_deferred.core import DeferredTaskRunner
 
-from app.deferred_task import DeferredTaskRunner
 from app.factory import build_container, make_configurator
-from hooks.lifecycle import install_shutdown
 
 PROBE_DIR_ENV = "PROBE_DIR"
 RUNNER_SCOPE_ENV = "PROBE_RUNNER_SCOPE"
@@ -276,15 +274,17 @@ def make_app() -> WSGIApp:
         "app.log_level": "WARNING",
     }
     container = build_container(settings)
-    if os.environ.get(RUNNER_SCOPE_ENV) == "shared":
-        container.deferred_task.override(
-            providers.Singleton(
-                DeferredTaskRunner,
-                enabled=container.config.deferred_task.enabled,
-                budget_seconds=container.config.deferred_task.budget_seconds,
-            )
-        )
     config = make_configurator(settings, container)
+    if os.environ.get(RUNNER_SCOPE_ENV) == "shared":
+        # The negative control: one runner for every request, as a plain Singleton would be.
+        shared: list[DeferredTaskRunner] = []
+
+        def shared_runner(**options: Any) -> DeferredTaskRunner:
+            if not shared:
+                shared.append(DeferredTaskRunner(**options))
+            return shared[0]
+
+        config.set_deferred_task_runner_factory(shared_runner)
     for name, view in [
         ("sleep", sleep_view),
         ("isolation", isolation_view),
@@ -294,7 +294,7 @@ def make_app() -> WSGIApp:
     ]:
         config.add_route(f"probe_{name}", f"/probe/{name}")
         config.add_view(view, route_name=f"probe_{name}")
+    # The add-on drains its hand-off worker at exit and makes SIGTERM an exit where nobody
+    # handles it (pserve, wsgiref), as for any app that includes it.
     app = RidMiddleware(config.make_wsgi_app())
-    # As app.main does for pserve: drain the hand-off worker at exit, SIGTERM included.
-    install_shutdown(container, handle_sigterm=True)
     return app

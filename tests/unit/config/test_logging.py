@@ -7,9 +7,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from loguru import logger
+from pyramid_deferred import DeferredTaskRunner
+from pyramid_deferred.batch import RequestBatch
+from pyramid_deferred.core.log import deferred_task_logger
 
-from app.deferred_task.log import deferred_task_logger
-from config.logging import setup_logging
+from config.logging import InterceptHandler, setup_logging
 
 
 def configure(tmp_path: Path, threshold: str = "WARNING") -> tuple[Path, Iterator[None]]:
@@ -58,3 +60,18 @@ def test_file_lines_show_the_request_id_of_the_run_and_a_dash_elsewhere(tmp_path
     finish(resource)
     lines = path.read_text().splitlines()
     assert [line.split(" | ")[3:] for line in lines] == [["-", "start-up line"], ["req-7f3a", "task line"]]
+
+
+def test_stdlib_logging_from_a_task_carries_the_id_once_routed_into_loguru(logs):
+    library_logger = logging.getLogger("some.sdk")
+    library_logger.addHandler(InterceptHandler())
+    library_logger.propagate = False
+    try:
+        runner = DeferredTaskRunner()
+        runner.defer(lambda: library_logger.warning("sdk call failed"), max_cost_seconds=1, name="sdk.call")
+        RequestBatch(runner, request_id="req-sdk").run_once()
+    finally:
+        library_logger.handlers.clear()
+        library_logger.propagate = True
+    [record] = logs.matching("sdk call failed")
+    assert record["extra"]["request_id"] == "req-sdk" and record["extra"]["channel"] == "some.sdk"

@@ -1,0 +1,139 @@
+"""One request's deferred work, and the guarantee that it is decided exactly once."""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from loguru import logger
+
+from pyramid_deferred.core import DeferredTaskRunner, RunReport
+from pyramid_deferred.core.log import deferred_task_logger
+from pyramid_deferred.observers import ReportObserver, notify_observers
+from pyramid_deferred.request_id import new_request_id
+from pyramid_deferred.scope import _current
+
+BATCH_ATTR = "deferred_task_batch"
+"""The request attribute holding its batch."""
+
+
+class Trigger(StrEnum):
+    """What ran a batch; logged at DEBUG when it starts."""
+
+    DIRECT = "a direct call"
+    CLOSE = "close"
+    THREAD = "thread"
+    UWSGI = "uwsgi"
+    INLINE_DISABLED = "the tween (disabled mode: before the response)"
+    FINISHED_CALLBACK = "the finished callback"
+    INLINE_QUEUE_FULL = "inline (hand-off queue full)"
+    INLINE_SHUTTING_DOWN = "inline (shutting down)"
+
+
+@dataclass
+class RequestBatch:
+    """Binds a request's runner to the moment it must run; captured by value, not looked up later.
+
+    By the time the server calls ``close()`` the request's threadlocals are gone, and a hand-off
+    runs on another thread: the batch keeps the runner object and a copy of the request's context
+    (with the runner set as :func:`pyramid_deferred.current_runner`), so tasks that defer more
+    work reach their own request's runner. The request id (put on every log line of the run) and
+    the report observers travel with it too.
+    """
+
+    runner: DeferredTaskRunner
+    hard_limit_seconds: float = 0.0
+    """Seconds the request may live in total (a server's kill timeout); 0 = no hard limit."""
+    clock: Callable[[], float] = time.monotonic
+    started: float = field(default=0.0)
+    request_id: str = field(default_factory=new_request_id)
+    observers: tuple[ReportObserver, ...] = ()
+    request_failed: bool = False
+    transaction_committed: bool | None = None
+    """None without pyramid_tm; False while its transaction is open, and if it was aborted."""
+    scheduled: bool = False
+    """True once the run is attached to a trigger after the response; the safety net stays out."""
+    context: contextvars.Context | None = None
+    trigger: Trigger = Trigger.DIRECT
+    _done: bool = False
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        if not self.started:
+            self.started = self.clock()
+
+    def capture_context(self) -> None:
+        """Keep a copy of the current context, in which this batch's runner is the current one."""
+        self.context = contextvars.copy_context()
+        self.context.run(_current.set, self.runner)
+
+    def ceiling_seconds(self) -> float | None:
+        """What the hard limit leaves of this request's life, right now (the spec's table)."""
+        if not self.hard_limit_seconds:
+            return None
+        return self.hard_limit_seconds - (self.clock() - self.started)
+
+    def pending_names(self) -> list[str]:
+        """Tasks that have not run yet; one still running (at shutdown) comes first, marked so."""
+        current = self.runner.current_task
+        running = [f"{current.name} (still running)"] if current is not None else []
+        return running + [task.name for task in self.runner.pending()]
+
+    @property
+    def decided(self) -> bool:
+        """Run, or discarded: nothing more will happen to this batch."""
+        return self._done
+
+    def _claim(self) -> bool:
+        with self._lock:
+            if self._done:
+                return False
+            self._done = True
+            return True
+
+    def run_once(self, trigger: Trigger | None = None) -> RunReport | None:
+        """Run the batch unless it was already decided; never lets an ``Exception`` reach the server.
+
+        Every log record written during the run (the runner's, the tasks', the observers')
+        carries ``extra["request_id"]``.
+        """
+        if not self._claim():
+            return None
+        if trigger is not None:
+            self.trigger = trigger
+        if self.context is not None:
+            return self.context.run(self._run)
+        return self._run()
+
+    def discard_once(self, reason: str) -> RunReport | None:
+        """Decide the batch without running anything: every task, ``always`` included, is discarded."""
+        if not self._claim():
+            return None
+        with logger.contextualize(request_id=self.request_id):
+            report = self.runner.discard(reason)
+            notify_observers(self, report)
+            return report
+
+    def _run(self) -> RunReport | None:
+        with logger.contextualize(request_id=self.request_id):
+            if self.runner.has_tasks():
+                # lazy: sorting and joining the queue only happen if a sink takes DEBUG records
+                deferred_task_logger.opt(lazy=True).debug(
+                    "Running {} deferred task(s) via {}: {}",
+                    lambda: len(self.pending_names()),
+                    lambda: self.trigger,
+                    lambda: ", ".join(self.pending_names()),
+                )
+            try:
+                report = self.runner.run(
+                    ceiling_seconds=self.ceiling_seconds(), request_failed=self.request_failed
+                )
+            except Exception:
+                deferred_task_logger.opt(exception=True).error("Deferred task run failed")
+                return None
+            notify_observers(self, report)
+            return report

@@ -1,0 +1,262 @@
+"""Queue, order and budget: the whole of the deferred-task runner."""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+import sys
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, ClassVar
+
+from pyramid_deferred.core.log import NOTICE, deferred_task_logger
+from pyramid_deferred.core.report import Outcome, RunReport, TaskResult
+from pyramid_deferred.core.task import DeferredTask, check_name, default_name, is_finite, unchecked
+
+if TYPE_CHECKING:
+    from loguru import Logger
+
+Clock = Callable[[], float]
+_Entry = tuple[int, int, DeferredTask]  # (-priority, sequence, task): heap order is the run order
+_INF = math.inf
+_FLOAT_MAX = sys.float_info.max
+_MAX_KNOWN_NAMES = 4096
+_known_names: set[str] = set()
+"""Names already validated: task names are a small static set (``meta.purchase``), so
+``defer()`` checks each name's characters once per process, not once per call."""
+
+
+def check_budget(budget_seconds: object, *, parameter: str = "budget_seconds") -> float:
+    if type(budget_seconds) is float and 0 <= budget_seconds < _INF:  # the common case, fast
+        return budget_seconds
+    if isinstance(budget_seconds, bool) or not isinstance(budget_seconds, int | float):
+        raise TypeError(f"{parameter} must be a number of seconds, got {type(budget_seconds).__name__}")
+    if not is_finite(budget_seconds) or budget_seconds < 0:
+        raise ValueError(f"{parameter} must be a finite number >= 0 (0 = unlimited), got {budget_seconds!r}")
+    return float(budget_seconds)
+
+
+class DeferredTaskRunner:
+    """Holds one request's deferred tasks and runs them, highest priority first, within a budget.
+
+    One runner belongs to one request: the hook creates it when the request starts and calls
+    :meth:`run` once the server has sent the response. Not meant to be shared between threads.
+    """
+
+    PRIORITY_CRITICAL: ClassVar[int] = 100
+    PRIORITY_NORMAL: ClassVar[int] = 50
+    PRIORITY_LOW: ClassVar[int] = 10
+
+    def __init__(
+        self,
+        *,
+        enabled: bool = True,
+        budget_seconds: float = 10.0,
+        logger: Logger = deferred_task_logger,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        if not isinstance(enabled, bool):
+            raise TypeError(f"enabled must be a bool, got {type(enabled).__name__}")
+        self._enabled = enabled
+        self._budget_seconds = check_budget(budget_seconds)
+        self._logger = logger
+        self._clock = clock
+        self._queue: list[_Entry] = []
+        self._sequence = itertools.count()
+        self._forgotten: list[TaskResult] = []
+        self._running = False
+        self._current: DeferredTask | None = None
+
+    @property
+    def enabled(self) -> bool:
+        """False means legacy mode: the hook runs tasks inline, before the response, unbudgeted."""
+        return self._enabled
+
+    @property
+    def budget_seconds(self) -> float:
+        return self._budget_seconds
+
+    def defer(
+        self,
+        task: Callable[[], object],
+        *,
+        max_cost_seconds: float,
+        priority: int = PRIORITY_NORMAL,
+        name: str | None = None,
+        always: bool = False,
+        unique: bool = False,
+    ) -> None:
+        """Queue ``task`` to run after the response.
+
+        ``max_cost_seconds`` is the worst case the budget relies on; ``always`` runs the task
+        even when the request failed; ``unique`` replaces an already queued task of that name.
+        """
+        if name is None:
+            if not callable(task):
+                raise TypeError(f"task must be a zero-argument callable, got {type(task).__name__}")
+            name = default_name(task)
+        cost_type = type(max_cost_seconds)
+        if (
+            (cost_type is float or cost_type is int)
+            and 0 <= max_cost_seconds <= _FLOAT_MAX  # NaN, inf and ints beyond a float fail
+            and type(priority) is int
+            and type(always) is bool
+            and type(unique) is bool
+            and type(name) is str
+            and name in _known_names
+            and callable(task)
+        ):
+            item = unchecked(DeferredTask, (task, max_cost_seconds, priority, name, always))
+        else:  # the slow path: full validation, errors naming the parameter
+            item = DeferredTask(task, max_cost_seconds, priority, name, always)
+            if not isinstance(unique, bool):
+                raise TypeError(f"unique must be a bool, got {type(unique).__name__}")
+            if len(_known_names) < _MAX_KNOWN_NAMES:
+                _known_names.add(name)
+        if unique:
+            self._remove(name, "replaced by a later unique task of the same name")
+        heapq.heappush(self._queue, (-priority, next(self._sequence), item))
+
+    def forget(self, name: str) -> int:
+        """Cancel the queued tasks called ``name``; returns how many were cancelled."""
+        return self._remove(check_name(name), "forgotten")
+
+    def has_tasks(self) -> bool:
+        return bool(self._queue)
+
+    def pending(self) -> tuple[DeferredTask, ...]:
+        """The queued tasks in the order :meth:`run` would consider them."""
+        return tuple(entry[2] for entry in sorted(self._queue))
+
+    @property
+    def current_task(self) -> DeferredTask | None:
+        """The task :meth:`run` is executing right now (read from another thread at shutdown)."""
+        return self._current
+
+    def run(self, *, ceiling_seconds: float | None = None, request_failed: bool = False) -> RunReport:
+        """Run every queued task, highest priority first, and report what became of each.
+
+        ``ceiling_seconds`` is the time the process may still spend on this request (a server's
+        hard timeout minus what the request used); the effective budget is the tighter of it and
+        the configured budget. With ``request_failed`` only tasks deferred with ``always=True``
+        run; the others are discarded and logged.
+        """
+        if self._running:
+            raise RuntimeError("run() is already running for this runner; tasks may defer(), not run()")
+        if not self._queue and not self._forgotten:
+            return RunReport(budget_seconds=self._effective_budget(ceiling_seconds))
+        limit = self._effective_budget(ceiling_seconds)
+        results = self._forgotten  # a task that forgets or replaces during the run reports here too
+        self._running = True
+        try:
+            elapsed = self._drain(results, _INF if limit is None else limit, request_failed)
+        finally:
+            self._running = False
+            self._forgotten = []
+        report = RunReport(tuple(results), elapsed, limit)
+        # Formatted only if a sink takes INFO records: counting outcomes costs nothing otherwise.
+        self._logger.info("Deferred tasks done {}", report)
+        return report
+
+    def discard(self, reason: str) -> RunReport:
+        """Decide every queued task without running it, ``always`` included, in one INFO line.
+
+        For a request attempt whose response the client never gets (pyramid_retry retries it).
+        """
+        if self._running:
+            raise RuntimeError("discard() while run() is running; tasks may defer(), not discard()")
+        discarded = [_result(entry[2], Outcome.DISCARDED) for entry in sorted(self._queue)]
+        self._queue.clear()
+        results = self._forgotten + discarded
+        self._forgotten = []
+        if discarded:
+            self._logger.info(
+                "Discarded {} deferred task(s) ({}): {}",
+                len(discarded), ", ".join(result.name for result in discarded), reason,
+            )
+        return RunReport(tuple(results), 0.0, None)
+
+    def _effective_budget(self, ceiling_seconds: float | None) -> float | None:
+        """The spec's time-limit table: the tighter of budget and ceiling; 0 budget = no budget."""
+        budget = self._budget_seconds or None if self._enabled else None
+        if ceiling_seconds is None or not self._enabled:
+            return budget
+        ceiling = check_budget(max(ceiling_seconds, 0.0), parameter="ceiling_seconds")
+        return ceiling if budget is None else min(budget, ceiling)
+
+    def _drain(self, results: list[TaskResult], limit: float, request_failed: bool) -> float:
+        clock = self._clock
+        queue = self._queue
+        log = self._logger
+        append = results.append
+        pop = heapq.heappop
+        budgeted = limit != _INF
+        started = now = clock()  # one clock reading per task: a task's end is the next one's start
+        item: DeferredTask | None = None
+        try:
+            while queue:
+                item = pop(queue)[2]
+                task, cost, priority, name, always = item
+                if request_failed and not always:
+                    append(TaskResult(name, priority, cost, Outcome.DISCARDED))
+                    log.info("Discarded deferred task {} because the request failed", name)
+                    continue
+                if budgeted:
+                    remaining = limit - (now - started)
+                    if remaining <= 0 or cost > remaining:
+                        append(TaskResult(name, priority, cost, Outcome.SKIPPED))
+                        log.log(
+                            NOTICE,
+                            "Skipped deferred task {} (priority {}): cost {}s > {:.3f}s of budget left",
+                            name, priority, cost, max(remaining, 0.0),
+                        )
+                        continue
+                self._current = item
+                try:
+                    task()
+                except Exception:
+                    end = clock()
+                    append(TaskResult(name, priority, cost, Outcome.FAILED, end - now))
+                    log.opt(exception=True).error("Deferred task {} failed after {:.3f}s", name, end - now)
+                    now = end
+                    continue
+                finally:
+                    self._current = None
+                end = clock()
+                duration = end - now
+                now = end
+                append(TaskResult(name, priority, cost, Outcome.EXECUTED, duration))
+                log.debug(
+                    "Ran deferred task {} (priority {}, cost {}s) in {:.3f}s", name, priority, cost, duration
+                )
+                if duration > cost:
+                    log.warning(
+                        "Deferred task {} overran its declared cost: took {:.3f}s, declared {}s",
+                        name, duration, cost,
+                    )
+            item = None
+        except BaseException:
+            abandoned = [entry[2].name for entry in sorted(queue)]
+            queue.clear()
+            log.error(
+                "Deferred task {} was interrupted; abandoning {} queued task(s): {}",
+                item.name if item else "?", len(abandoned), ", ".join(abandoned) or "none",
+            )
+            raise
+        return now - started
+
+    def _remove(self, name: str, reason: str) -> int:
+        kept = [entry for entry in self._queue if entry[2].name != name]
+        removed = len(self._queue) - len(kept)
+        if removed:
+            for entry in self._queue:
+                if entry[2].name == name:
+                    self._forgotten.append(_result(entry[2], Outcome.FORGOTTEN))
+            heapq.heapify(kept)
+            self._queue[:] = kept
+            self._logger.info("Deferred task {} ({} queued) {}", name, removed, reason)
+        return removed
+
+def _result(item: DeferredTask, outcome: Outcome, duration: float | None = None) -> TaskResult:
+    return TaskResult(item.name, item.priority, item.max_cost_seconds, outcome, duration)

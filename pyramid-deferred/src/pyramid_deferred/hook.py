@@ -1,0 +1,90 @@
+"""The add-on's state for one application: its settings, runners, triggers and observers.
+
+``config.include("pyramid_deferred")`` builds one from the app's settings (and the environment)
+when the configuration is committed; tweens, subscribers and directives reach it through the
+registry with :func:`get_hook`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
+
+from pyramid_deferred.core import DeferredTaskRunner
+from pyramid_deferred.core.handoff import HandOffWorker
+from pyramid_deferred.core.log import deferred_task_logger
+from pyramid_deferred.dispatch import BatchDispatcher
+from pyramid_deferred.observers import ReportObserver
+from pyramid_deferred.settings import DeferredTaskSettings
+
+if TYPE_CHECKING:
+    from pyramid.registry import Registry
+
+HOOK_ATTR = "deferred_task_hook"
+
+
+class RunnerFactory(Protocol):
+    """Builds one request's runner; ``DeferredTaskRunner`` itself is the default."""
+
+    def __call__(
+        self, *, enabled: bool, budget_seconds: float, logger: Any, clock: Callable[[], float]
+    ) -> DeferredTaskRunner: ...
+
+
+_factory_override: RunnerFactory | None = None
+
+
+def override_runner_factory(factory: RunnerFactory | None) -> RunnerFactory | None:
+    """Every app in this process builds its runners with ``factory`` (None: each app's own again).
+
+    For test tooling (``pyramid_deferred.testing``); returns the previous override.
+    """
+    global _factory_override
+    previous, _factory_override = _factory_override, factory
+    return previous
+
+
+class DeferredTaskHook:
+    def __init__(
+        self,
+        settings: DeferredTaskSettings,
+        *,
+        observers: tuple[ReportObserver, ...] = (),
+        runner_factory: RunnerFactory = DeferredTaskRunner,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.hard_limit_seconds = settings.hard_limit_seconds
+        """Mutable: ``pyramid_deferred.gunicorn`` sets it from a sync worker's timeout."""
+        self.observers = observers
+        self.runner_factory = runner_factory
+        self.clock = clock
+        self.logger = deferred_task_logger
+        self.worker = HandOffWorker(
+            threads=settings.worker_threads,
+            queue_size=settings.worker_queue_size,
+            grace_seconds=settings.shutdown_grace_seconds,
+            logger=self.logger,
+        )
+        self.dispatcher = BatchDispatcher(strategy=settings.strategy, worker=self.worker)
+
+    def new_runner(self) -> DeferredTaskRunner:
+        factory = _factory_override or self.runner_factory
+        return factory(
+            enabled=self.settings.enabled,
+            budget_seconds=self.settings.budget_seconds,
+            logger=self.logger,
+            clock=self.clock,
+        )
+
+
+def get_hook(registry: Registry) -> DeferredTaskHook:
+    """The app's hook; raises if the app did not ``config.include("pyramid_deferred")``."""
+    hook: DeferredTaskHook | None = getattr(registry, HOOK_ATTR, None)
+    if hook is None:
+        raise LookupError(
+            'pyramid_deferred is not set up in this app: call config.include("pyramid_deferred") '
+            "and let the configuration commit (make_wsgi_app) before using it"
+        )
+    return hook

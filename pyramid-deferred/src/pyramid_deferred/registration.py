@@ -1,0 +1,51 @@
+"""What ``config.include("pyramid_deferred")`` registers, in one place: tweens, the
+``NewResponse`` subscriber, directives, and the app's :class:`DeferredTaskHook`."""
+
+from __future__ import annotations
+
+from pyramid.config import PHASE2_CONFIG, Configurator
+from pyramid.events import NewResponse
+from pyramid.tweens import EXCVIEW, INGRESS
+
+from pyramid_deferred import uwsgi as uwsgi_trigger
+from pyramid_deferred.hook import HOOK_ATTR, DeferredTaskHook, RunnerFactory, get_hook
+from pyramid_deferred.lifecycle import install_shutdown
+from pyramid_deferred.observers import add_deferred_task_observer
+from pyramid_deferred.request_id import REQUEST_ID_TWEEN
+from pyramid_deferred.settings import load_deferred_task_settings
+from pyramid_deferred.transactions import TM_OUTCOME_TWEEN, TM_TWEEN
+from pyramid_deferred.tween import DEFERRED_TASK_TWEEN, on_new_response
+
+
+def set_deferred_task_runner_factory(config: Configurator, factory: RunnerFactory) -> None:
+    """Directive ``config.set_deferred_task_runner_factory(factory)``: build each request's runner
+    with ``factory(enabled=..., budget_seconds=..., logger=..., clock=...)``."""
+    if not callable(factory):
+        raise TypeError(f"factory must be callable, got {type(factory).__name__}")
+
+    def register() -> None:
+        get_hook(config.registry).runner_factory = factory
+
+    config.action(("pyramid_deferred", "runner_factory"), register)
+
+
+def include(config: Configurator) -> None:
+    """Register the add-on: tweens, the ``NewResponse`` subscriber, directives, and (when the
+    configuration commits) the app's :class:`DeferredTaskHook` built from its settings."""
+    config.add_directive("add_deferred_task_observer", add_deferred_task_observer)
+    config.add_directive("set_deferred_task_runner_factory", set_deferred_task_runner_factory)
+    config.add_tween(REQUEST_ID_TWEEN, under=INGRESS)
+    # Outside pyramid_tm (whose outcome it must know) and exception views (it sees their response).
+    config.add_tween(DEFERRED_TASK_TWEEN, under=(REQUEST_ID_TWEEN, INGRESS), over=(TM_TWEEN, EXCVIEW))
+    config.add_tween(TM_OUTCOME_TWEEN, under=(TM_TWEEN, DEFERRED_TASK_TWEEN), over=EXCVIEW)
+    config.add_subscriber(on_new_response, NewResponse)
+    registry = config.registry
+
+    def register() -> None:
+        settings = load_deferred_task_settings(registry.settings)
+        hook = DeferredTaskHook(settings)
+        setattr(registry, HOOK_ATTR, hook)
+        install_shutdown(hook.worker, exit_on_sigterm=settings.exit_on_sigterm)
+        uwsgi_trigger.install()
+
+    config.action(("pyramid_deferred", "hook"), register, order=PHASE2_CONFIG)

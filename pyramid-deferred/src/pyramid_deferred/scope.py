@@ -1,0 +1,53 @@
+"""Which runner ``defer()`` reaches: the current request's, or an explicit scope's, never a silent one.
+
+The tween sets the request's runner here while the request is handled, and each batch runs its
+tasks with its own runner set, so code that has no ``request`` (a service, a dependency-injector
+provider: ``providers.Callable(pyramid_deferred.current_runner)``) reaches the right runner.
+Outside of both, :func:`current_runner` raises instead of handing out a runner nobody will run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from contextvars import ContextVar
+
+from pyramid_deferred.core import DeferredTaskRunner
+
+_current: ContextVar[DeferredTaskRunner | None] = ContextVar("pyramid_deferred.current_runner", default=None)
+
+NO_RUNNER = (
+    "no deferred-task runner here: current_runner() works while a Pyramid request that includes "
+    "pyramid_deferred is handled (or in its tasks). In a script, a worker or a thread you started, "
+    "wrap the work in `with pyramid_deferred.deferred_scope() as runner:`, whose tasks run when "
+    "the block ends."
+)
+
+
+class NoRunnerError(RuntimeError):
+    """``current_runner()`` was called outside a request and outside a ``deferred_scope()``."""
+
+
+def current_runner() -> DeferredTaskRunner:
+    """The runner of the request being handled (or of the enclosing :func:`deferred_scope`)."""
+    runner = _current.get()
+    if runner is None:
+        raise NoRunnerError(NO_RUNNER)
+    return runner
+
+
+@contextlib.contextmanager
+def deferred_scope(runner: DeferredTaskRunner | None = None) -> Iterator[DeferredTaskRunner]:
+    """Defer outside a request: the block's tasks run, in priority order and within the runner's
+    budget, when it ends (as for a failed request if it raised: only ``always`` tasks)."""
+    runner = DeferredTaskRunner() if runner is None else runner
+    token = _current.set(runner)
+    failed = False
+    try:
+        yield runner
+    except BaseException:
+        failed = True
+        raise
+    finally:
+        _current.reset(token)
+        runner.run(request_failed=failed)

@@ -1,0 +1,148 @@
+"""Settings, declared once: each field names its .ini key, its environment variable, its parser,
+its default and its documentation, and that one declaration drives loading, error messages and
+the generated settings table (``python -m pyramid_deferred.settings``).
+
+The environment wins over the app's settings (the .ini file); no setting is required.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, NamedTuple, TypeVar
+
+from pyramid_deferred.values import Parser, choice_parser, int_parser, parse_bool, seconds_parser
+
+T = TypeVar("T")
+S = TypeVar("S")
+
+STRATEGIES = ("auto", "close", "thread")
+MAX_BUDGET_SECONDS = 86_400.0
+
+
+class Setting(NamedTuple):
+    """What a settings field declares besides its name and type."""
+
+    key: str
+    """The app's setting (``.ini`` key)."""
+    env: str
+    """The environment variable that overrides it."""
+    parse: Parser[Any]
+    doc: str
+
+
+def setting(*, key: str, env: str, parse: Parser[T], default: T, doc: str) -> T:
+    """A dataclass field carrying its :class:`Setting` (typed as its value, as dataclass fields are)."""
+    declared = Setting(key, env, parse, doc)
+    return dataclasses.field(default=default, metadata={"setting": declared})
+
+
+def declared(cls: type[Any]) -> Iterator[tuple[dataclasses.Field[Any], Setting]]:
+    """Each field of a settings dataclass with its declaration."""
+    for item in dataclasses.fields(cls):
+        yield item, item.metadata["setting"]
+
+
+def read(key: str, env: str, parse: Parser[T], default: T, settings: Mapping[str, Any],
+         environ: Mapping[str, str]) -> T:
+    """The environment wins over the app's settings; the default applies when neither sets it."""
+    if env in environ:
+        return parse(environ[env], env)
+    if key in settings:
+        return parse(str(settings[key]), f"{key} (.ini setting)")
+    return default
+
+
+def load(cls: type[S], settings: Mapping[str, Any] | None = None,
+         environ: Mapping[str, str] | None = None) -> S:
+    """Every field of ``cls`` read and validated now; a bad value raises ConfigError naming it."""
+    settings = settings or {}
+    environ = os.environ if environ is None else environ
+    values = {
+        item.name: read(decl.key, decl.env, decl.parse, item.default, settings, environ)
+        for item, decl in declared(cls)
+    }
+    return cls(**values)
+
+
+@dataclass(frozen=True, slots=True)
+class DeferredTaskSettings:
+    enabled: bool = setting(
+        key="deferred_task.enabled", env="APP_DEFERRED_TASK_ENABLED", parse=parse_bool, default=True,
+        doc="false = legacy mode: tasks run inline, before the response is returned, without a budget.",
+    )
+    budget_seconds: float = setting(
+        key="deferred_task.budget_seconds", env="APP_DEFERRED_TASK_BUDGET_SECONDS",
+        parse=seconds_parser(minimum=0, maximum=MAX_BUDGET_SECONDS, note=" (0 = unlimited)"),
+        default=10.0,
+        doc="Time one request's tasks may take after its response; a task whose declared cost does "
+        "not fit what is left is skipped (NOTICE).",
+    )
+    hard_limit_seconds: float = setting(
+        key="deferred_task.hard_limit_seconds", env="APP_DEFERRED_TASK_HARD_LIMIT_SECONDS",
+        parse=seconds_parser(minimum=0, maximum=MAX_BUDGET_SECONDS, note=" (0 = no hard limit)"),
+        default=0.0,
+        doc="Seconds a request may live in all, counted from its start (a server's kill timeout); "
+        "the budget shrinks to fit. Set for gunicorn sync workers by `pyramid_deferred.gunicorn`.",
+    )
+    strategy: str = setting(
+        key="deferred_task.strategy", env="APP_DEFERRED_TASK_STRATEGY",
+        parse=choice_parser(STRATEGIES), default="auto",
+        doc="What runs a batch: `auto` picks per server and response so the client never waits; "
+        "`close` always inline in the body's close(); `thread` always on the hand-off worker.",
+    )
+    worker_threads: int = setting(
+        key="deferred_task.worker_threads", env="APP_DEFERRED_TASK_WORKER_THREADS",
+        parse=int_parser(minimum=1, maximum=64), default=2,
+        doc="Threads of the per-process hand-off worker (started on first use).",
+    )
+    worker_queue_size: int = setting(
+        key="deferred_task.worker_queue_size", env="APP_DEFERRED_TASK_WORKER_QUEUE_SIZE",
+        parse=int_parser(minimum=1, maximum=100_000), default=100,
+        doc="Batches waiting for the hand-off worker; when full, a batch runs inline (back-pressure).",
+    )
+    shutdown_grace_seconds: float = setting(
+        key="deferred_task.shutdown_grace_seconds", env="APP_DEFERRED_TASK_SHUTDOWN_GRACE_SECONDS",
+        parse=seconds_parser(minimum=0, maximum=3600), default=10.0,
+        doc="At process exit, time the hand-off worker gets to finish; what is left is named at ERROR.",
+    )
+    request_id: bool = setting(
+        key="deferred_task.request_id", env="APP_DEFERRED_TASK_REQUEST_ID", parse=parse_bool,
+        default=True,
+        doc="Give each request an id (`X-Request-ID` if sane, else a new one), echo it in the "
+        "response and put it on every log record of the request and its tasks.",
+    )
+    exit_on_sigterm: bool = setting(
+        key="deferred_task.exit_on_sigterm", env="APP_DEFERRED_TASK_EXIT_ON_SIGTERM", parse=parse_bool,
+        default=True,
+        doc="Where nothing handles SIGTERM (pserve with waitress), make it a normal exit so the "
+        "hand-off worker drains; servers with their own handler (gunicorn, uWSGI) are left alone.",
+    )
+
+
+def load_deferred_task_settings(
+    settings: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+) -> DeferredTaskSettings:
+    """Read and validate every setting; a bad value raises ConfigError naming it."""
+    return load(DeferredTaskSettings, settings, environ)
+
+
+def settings_table(*classes: type[Any]) -> str:
+    """The Markdown table of the given settings dataclasses (the docs' generated reference)."""
+    lines = [
+        "| .ini key | environment variable | default | allowed | what it does |",
+        "|---|---|---|---|---|",
+    ]
+    for cls in classes:
+        for item, decl in declared(cls):
+            default = str(item.default).lower() if isinstance(item.default, bool) else f"{item.default}"
+            lines.append(
+                f"| `{decl.key}` | `{decl.env}` | `{default}` | {decl.parse.allowed} | {decl.doc} |"
+            )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(settings_table(DeferredTaskSettings))

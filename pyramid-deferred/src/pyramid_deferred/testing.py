@@ -1,0 +1,239 @@
+"""Capture what requests defer, for tests: inspect it, let it run, or keep it from running.
+
+``capture_deferred_tasks()`` makes every app in the process build its runners with
+``DeferredTaskCapture.runner`` (runners that record themselves) while the block is open, so the
+hook runs them as usual and nothing is patched. The pytest fixture ``deferred_tasks``
+(``pyramid_deferred.pytest_plugin``, opt-in) is this context manager.
+
+- ``execute = True`` (default): each request's tasks run after its response, exactly as in
+  production (Django's ``captureOnCommitCallbacks(execute=True)``), and are recorded.
+- ``execute = False``: nothing runs after the response; the tasks stay queued and recorded, and
+  :meth:`DeferredTaskCapture.run` runs them later, as the hook would have (Django's
+  ``execute=False`` followed by calling the callbacks), or never (the test skips them).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from pyramid_deferred.core.report import RunReport
+from pyramid_deferred.core.runner import DeferredTaskRunner
+from pyramid_deferred.core.task import DeferredTask
+from pyramid_deferred.hook import override_runner_factory
+
+NOT_WIRED = (
+    "no runner was built through it. Was a request made, to an app that includes pyramid_deferred, "
+    "while the capture was open?"
+)
+
+
+class FakeClock:
+    """A monotonic clock that moves only when a test (or a fake task) says so: pass it as a
+    runner's ``clock`` to test budgets without sleeping."""
+
+    def __init__(self, start: float = 1000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@dataclass(frozen=True, slots=True)
+class CapturedTask:
+    """What a request deferred, without the callable: what tests assert on."""
+
+    name: str
+    priority: int
+    max_cost_seconds: float
+    always: bool
+
+    @classmethod
+    def of(cls, task: DeferredTask) -> CapturedTask:
+        return cls(task.name, task.priority, task.max_cost_seconds, task.always)
+
+
+class CapturedRequest:
+    """One runner, that is one request: what it deferred and, once run, its report."""
+
+    def __init__(self, runner: CapturingRunner) -> None:
+        self._runner = runner
+        self._tasks: tuple[CapturedTask, ...] | None = None
+        self.request_failed: bool | None = None
+        """What the hook said when it called run(): None until then."""
+        self.report: RunReport | None = None
+        """The run's report: None while the tasks are held (or the hook has not run them yet)."""
+
+    @property
+    def tasks(self) -> tuple[CapturedTask, ...]:
+        """The queued tasks when the hook called run() (or now, before that), in run order.
+
+        Forgotten and replaced (``unique``) tasks are not here; the report lists them.
+        """
+        if self._tasks is not None:
+            return self._tasks
+        return tuple(CapturedTask.of(task) for task in self._runner.pending())
+
+    @property
+    def names(self) -> list[str]:
+        return [task.name for task in self.tasks]
+
+    @property
+    def held(self) -> bool:
+        """The hook asked for a run that the capture held back; :meth:`run` has not run it yet."""
+        return self.request_failed is not None and self.report is None
+
+    def run(self) -> RunReport | None:
+        """Run the held tasks now, with the request's outcome; None if nothing is held."""
+        if not self.held:
+            return None
+        self.report = self._runner.run_held(request_failed=bool(self.request_failed))
+        return self.report
+
+    def _snapshot(self, request_failed: bool) -> None:
+        self._tasks = tuple(CapturedTask.of(task) for task in self._runner.pending())
+        self.request_failed = request_failed
+
+
+class CapturingRunner(DeferredTaskRunner):
+    """A real runner that records itself in a capture and obeys its ``execute`` switch."""
+
+    def __init__(self, *, capture: DeferredTaskCapture, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._capture = capture
+        self._record = capture._register(self)
+
+    def run(self, *, ceiling_seconds: float | None = None, request_failed: bool = False) -> RunReport:
+        record = self._record
+        if record is None or record.request_failed is not None:
+            # The capture ended, or this is not the hook's run (a task calling run(), say).
+            return super().run(ceiling_seconds=ceiling_seconds, request_failed=request_failed)
+        record._snapshot(request_failed)
+        if not self._capture.execute:
+            return RunReport(budget_seconds=None)
+        record.report = super().run(ceiling_seconds=ceiling_seconds, request_failed=request_failed)
+        return record.report
+
+    def run_held(self, *, request_failed: bool) -> RunReport:
+        return super().run(request_failed=request_failed)
+
+    def _detach(self) -> None:
+        self._record = None
+
+
+class DeferredTaskCapture:
+    """Every runner built by :meth:`runner` while the capture is open, one per request."""
+
+    def __init__(self, *, execute: bool = True) -> None:
+        self.execute = execute
+        self._requests: list[CapturedRequest] = []
+        self._runners: list[CapturingRunner] = []
+        self._lock = threading.Lock()
+        self._open = True
+
+    def runner(self, **kwargs: Any) -> CapturingRunner:
+        """A runner factory with ``DeferredTaskRunner``'s arguments, for a provider override."""
+        return CapturingRunner(capture=self, **kwargs)
+
+    def _register(self, runner: CapturingRunner) -> CapturedRequest | None:
+        with self._lock:
+            if not self._open:
+                return None
+            record = CapturedRequest(runner)
+            self._requests.append(record)
+            self._runners.append(runner)
+            return record
+
+    def close(self) -> None:
+        """Stop recording; runners built from now on (or still alive) behave like plain runners."""
+        with self._lock:
+            self._open = False
+            for runner in self._runners:
+                runner._detach()
+
+    @property
+    def requests(self) -> list[CapturedRequest]:
+        """One entry per runner built, that is per request, in the order they started.
+
+        Raises if no runner was built at all while capturing: asserting that a request deferred
+        nothing must not pass because the capture never saw the request.
+        """
+        with self._lock:
+            if not self._runners:
+                raise AssertionError(f"the capture saw no request: {NOT_WIRED}")
+            return list(self._requests)
+
+    @property
+    def tasks(self) -> list[CapturedTask]:
+        """Every request's queued tasks, request after request, each in run order."""
+        return [task for request in self.requests for task in request.tasks]
+
+    @property
+    def names(self) -> list[str]:
+        return [task.name for task in self.tasks]
+
+    @property
+    def reports(self) -> list[RunReport]:
+        return [request.report for request in self.requests if request.report is not None]
+
+    @property
+    def executed(self) -> list[str]:
+        """Names of the tasks that ran without raising, across every report."""
+        return [name for report in self.reports for name in report.executed]
+
+    def run(self) -> list[RunReport]:
+        """Run every held request's tasks, request after request, as the hook would have."""
+        return [report for request in self.requests if (report := request.run()) is not None]
+
+    def find(self, name: str) -> list[CapturedTask]:
+        return [task for task in self.tasks if task.name == name]
+
+    def assert_deferred(self, name: str, **expected: object) -> CapturedTask:
+        """Assert that a task called ``name`` was deferred, with these attributes if given.
+
+        ``deferred_tasks.assert_deferred("meta.purchase", priority=100, always=False)``
+        """
+        unknown = set(expected) - set(CapturedTask.__slots__)
+        if unknown:
+            raise TypeError(f"CapturedTask has no attribute(s) {sorted(unknown)}")
+        found = self.find(name)
+        if not found:
+            raise AssertionError(f"no task named {name!r} was deferred; deferred: {self._describe()}")
+        for task in found:
+            if all(getattr(task, key) == value for key, value in expected.items()):
+                return task
+        raise AssertionError(f"{name!r} was deferred as {found}, not with {expected}")
+
+    def assert_not_deferred(self, name: str) -> None:
+        if self.find(name):
+            raise AssertionError(f"{name!r} was deferred: {self.find(name)}")
+
+    def assert_nothing_deferred(self) -> None:
+        if self.tasks:
+            raise AssertionError(f"expected no deferred task; deferred: {self._describe()}")
+
+    def clear(self) -> None:
+        """Forget what was recorded so far (runners already built keep working)."""
+        with self._lock:
+            self._requests.clear()
+
+    def _describe(self) -> str:
+        return ", ".join(self.names) or "no task"
+
+
+@contextlib.contextmanager
+def capture_deferred_tasks(*, execute: bool = True) -> Iterator[DeferredTaskCapture]:
+    """Capture the runners of every app in this process while the block is open."""
+    capture = DeferredTaskCapture(execute=execute)
+    previous = override_runner_factory(capture.runner)
+    try:
+        yield capture
+    finally:
+        override_runner_factory(previous)
+        capture.close()

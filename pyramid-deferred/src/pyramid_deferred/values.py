@@ -1,0 +1,114 @@
+"""Parsers of setting values: each knows what it allows, and every failure names the source.
+
+A parser is called with the raw text and where it came from (``APP_DEFERRED_TASK_BUDGET_SECONDS``
+or ``deferred_task.budget_seconds (.ini setting)``); its ``allowed`` text is the one the error
+message and the generated settings table both show.
+"""
+
+from __future__ import annotations
+
+import math
+import string
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+N = TypeVar("N", int, float)
+
+TRUE_WORDS = frozenset({"true", "1", "yes", "on"})
+FALSE_WORDS = frozenset({"false", "0", "no", "off"})
+URL_PATH_CHARACTERS = frozenset(string.ascii_letters + string.digits + "/._-~")
+
+
+class ConfigError(ValueError):
+    """A setting has a value the application cannot start with."""
+
+
+class Rejected(ValueError):
+    """Raised by a conversion: the value is not allowed, for the reason given (``is not a boolean``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Parser(Generic[T]):
+    allowed: str
+    """What the setting allows, as shown in error messages and in the settings table."""
+    convert: Callable[[str], T]
+    """Turns the raw text into a value, or raises :class:`Rejected` with the reason."""
+
+    def __call__(self, raw: str, source: str) -> T:
+        try:
+            return self.convert(raw)
+        except Rejected as why:
+            raise ConfigError(f"{source}={raw!r} {why}; allowed: {self.allowed}") from None
+
+
+def _bool(raw: str) -> bool:
+    word = raw.strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise Rejected("is not a boolean")
+
+
+parse_bool: Parser[bool] = Parser(
+    "(any case) " + "/".join(sorted(TRUE_WORDS)) + " or " + "/".join(sorted(FALSE_WORDS)), _bool
+)
+
+
+def _ranged(convert: Callable[[str], N], kind: str, minimum: N, maximum: N, note: str) -> Parser[N]:
+    def parse(raw: str) -> N:
+        try:
+            value = convert(raw.strip())
+        except ValueError:
+            raise Rejected(f"is not {kind}") from None
+        # No math.isnan() on a whole number: a 400-digit one does not fit in a float (OverflowError).
+        if (isinstance(value, float) and math.isnan(value)) or not minimum <= value <= maximum:
+            raise Rejected("is out of range")
+        return value
+
+    return Parser(f"{kind} from {minimum:g} to {maximum:g}{note}", parse)
+
+
+def seconds_parser(*, minimum: float, maximum: float, note: str = "") -> Parser[float]:
+    return _ranged(float, "a number of seconds", float(minimum), float(maximum), note)
+
+
+def int_parser(*, minimum: int, maximum: int) -> Parser[int]:
+    return _ranged(int, "a whole number", minimum, maximum, "")
+
+
+def choice_parser(choices: tuple[str, ...]) -> Parser[str]:
+    upper = all(c.isupper() for c in choices)
+
+    def parse(raw: str) -> str:
+        value = raw.strip().upper() if upper else raw.strip().lower()
+        if value not in choices:
+            raise Rejected("is not allowed")
+        return value
+
+    return Parser(f"(any case) {', '.join(choices)}", parse)
+
+
+def _path(raw: str) -> str:
+    if not raw.strip():
+        raise Rejected("is empty")
+    return raw.strip()
+
+
+parse_path: Parser[str] = Parser("a file path such as logs/deferred_task.log", _path)
+
+
+def _url_path(raw: str) -> str:
+    value = raw.strip()
+    plain = value.startswith("/") and "//" not in value and set(value) <= URL_PATH_CHARACTERS
+    if not plain or len(value) > 200:
+        raise Rejected("is not allowed")
+    return value
+
+
+parse_url_path: Parser[str] = Parser(
+    "an absolute URL path such as /metrics (letters, digits and / . _ - ~, at most 200 characters)",
+    _url_path,
+)

@@ -1,0 +1,80 @@
+"""RequestBatch: the request id and the report observers travel with the batch and apply to its run."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from pyramid_deferred.batch import RequestBatch
+from pyramid_deferred.core import DeferredTaskRunner
+from pyramid_deferred.core.log import deferred_task_logger
+
+
+def runner_with(*names: str) -> DeferredTaskRunner:
+    runner = DeferredTaskRunner()
+    for name in names:
+        runner.defer(saying_hello(name), max_cost_seconds=1, name=name)
+    return runner
+
+
+def saying_hello(name: str) -> Callable[[], None]:
+    return lambda: deferred_task_logger.info("task {} says hello", name)
+
+
+def test_every_log_record_of_the_run_carries_the_batch_request_id(logs):
+    RequestBatch(runner_with("a.one", "a.two"), request_id="req-42").run_once()
+    # the trigger's DEBUG line; per task: its own line and the runner's DEBUG line; the summary
+    assert len(logs.records) == 6
+    assert {r["extra"].get("request_id") for r in logs.records} == {"req-42"}
+
+
+def test_the_request_id_follows_the_batch_to_another_thread(logs):
+    batch = RequestBatch(runner_with("a.one"), request_id="req-thread")
+    thread = threading.Thread(target=batch.run_once)
+    thread.start()
+    thread.join(timeout=5)
+    [task_record] = logs.matching("task a.one says hello")
+    assert task_record["extra"]["request_id"] == "req-thread"
+    assert task_record["thread"].id == thread.ident
+
+
+def test_records_written_after_the_run_do_not_keep_the_id(logs):
+    RequestBatch(runner_with("a.one"), request_id="req-done").run_once()
+    deferred_task_logger.info("later")
+    [later] = logs.matching("later")
+    assert later["extra"].get("request_id") != "req-done"
+
+
+def test_a_batch_without_an_explicit_id_gets_a_generated_one():
+    first, second = RequestBatch(DeferredTaskRunner()), RequestBatch(DeferredTaskRunner())
+    assert len(first.request_id) == 32 and first.request_id != second.request_id
+
+
+def test_observers_get_the_batch_and_its_report_once_inside_the_request_context(logs):
+    seen: list[tuple[str, tuple[str, ...]]] = []
+
+    def observer(batch, report):
+        deferred_task_logger.info("observer ran")
+        seen.append((batch.request_id, report.executed))
+
+    batch = RequestBatch(runner_with("a.one"), request_id="req-obs", observers=(observer,))
+    report = batch.run_once()
+    assert batch.run_once() is None
+    assert report is not None and seen == [("req-obs", ("a.one",))]
+    [record] = logs.matching("observer ran")
+    assert record["extra"]["request_id"] == "req-obs"
+
+
+def test_a_failing_observer_is_logged_and_the_next_one_still_runs(logs):
+    calls: list[str] = []
+
+    def broken(batch, report):
+        raise RuntimeError("observer exploded")
+
+    batch = RequestBatch(
+        runner_with("a.one"), request_id="req-x", observers=(broken, lambda b, r: calls.append("second"))
+    )
+    assert batch.run_once() is not None
+    assert calls == ["second"]
+    [error] = [r for r in logs.records if r["level"].name == "ERROR"]
+    assert "observer" in error["message"] and error["exception"].type is RuntimeError

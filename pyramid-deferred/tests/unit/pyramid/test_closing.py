@@ -1,0 +1,73 @@
+"""The closing iterable: close() once, after the original body, telling whether the body went out."""
+
+from __future__ import annotations
+
+from webob import Request, Response
+
+from pyramid_deferred.closing import ClosingIterable, wrap_app_iter
+
+
+class Body:
+    def __init__(self, chunks: list[bytes]) -> None:
+        self.chunks = chunks
+        self.closed = 0
+
+    def __iter__(self):
+        return iter(self.chunks)
+
+    def close(self) -> None:
+        self.closed += 1
+
+
+def closing(chunks: list[bytes]) -> tuple[ClosingIterable, Body, list[bool]]:
+    body, calls = Body(chunks), []
+    return ClosingIterable(body, calls.append), body, calls
+
+
+def test_close_closes_the_body_then_reports_a_delivered_body_once():
+    wrapped, body, calls = closing([b"a", b"b"])
+    assert b"".join(wrapped) == b"ab"
+    wrapped.close()
+    wrapped.close()
+    assert body.closed == 1 and calls == [True]
+
+
+def test_a_body_the_server_never_iterated_is_not_delivered():
+    wrapped, _, calls = closing([b"a"])
+    wrapped.close()  # WebOb's EmptyResponse for HEAD and 304 only forwards close()
+    assert calls == [False]
+
+
+def test_an_empty_or_partly_sent_body_is_not_delivered():
+    empty, _, empty_calls = closing([b""])
+    list(empty)
+    empty.close()
+    partial, _, partial_calls = closing([b"a", b"b"])
+    next(iter(partial))
+    partial.close()
+    assert empty_calls == [False] and partial_calls == [False]
+
+
+def test_a_range_response_closes_the_original_body_and_runs_on_close():
+    wrapped, body, calls = closing([b"0123", b"4567"])
+    ranged = wrapped.app_iter_range(2, 6)
+    assert b"".join(ranged) == b"2345"
+    ranged.close()
+    assert body.closed == 1 and calls == [True]
+
+
+def test_webob_206_responses_reach_close():
+    calls: list[bool] = []
+    response = Response(body=b"0123456789", conditional_response=True)
+    wrap_app_iter(response, calls.append)
+    request = Request.blank("/", headers={"Range": "bytes=0-3"})
+    status, _, body = request.call_application(response)
+    assert status.startswith("206") and b"".join(body) == b"0123"
+    body.close()  # what the server does; before the fix WebOb's AppIterRange had no close()
+    assert calls == [True]
+
+
+def test_wrapping_keeps_the_content_length():
+    response = Response(body=b"0123456789")
+    wrap_app_iter(response, lambda delivered: None)
+    assert response.content_length == 10 and isinstance(response.app_iter, ClosingIterable)
