@@ -11,6 +11,7 @@ from app.services.breaker_store import BreakerStore
 from app.services.delivery import Outcome
 from app.services.http_client import USER_AGENT
 from app.services.meta import (
+    API_VERSION,
     MetaContent,
     MetaConversionsService,
     MetaCustomData,
@@ -22,7 +23,7 @@ from app.services.meta import (
 from tests.integration.services.credentials import META_ACCESS_TOKEN, META_PIXEL_ID, meta_env
 from tests.integration.services.log_capture import LogCapture
 
-EVENTS_PATH = f"/v21.0/{META_PIXEL_ID}/events"
+EVENTS_PATH = f"/{API_VERSION}/{META_PIXEL_ID}/events"
 
 
 def make_meta(
