@@ -109,7 +109,7 @@ class MetaSettings:
                 environ,
                 "META_API_VERSION",
                 r"v\d{1,3}\.\d{1,2}",
-                "a version such as v21.0",
+                "a version such as v26.0",
                 API_VERSION,
             )
             or API_VERSION,

@@ -76,7 +76,8 @@ class ShopSession:
 
     @property
     def visitor_id(self) -> str:
-        """16 hex characters (the form Matomo's ``_id`` takes), stable for the session."""
+        """16 hex characters, stable for the session (Advisable AI's session id). Matomo's
+        ``_id`` comes from the visitor cookie instead: this one changes at sign-in."""
         return hashlib.sha256(self.token.encode()).hexdigest()[:16]
 
     @property
