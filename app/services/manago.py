@@ -1,4 +1,13 @@
-"""Manago CRM (SALESmanago API): a purchase becomes an external event on the buyer's contact."""
+"""Manago CRM (SALESmanago API): a purchase becomes an external event on the buyer's contact.
+
+Per purchase, two requests in one task: ``/api/contact/upsert`` with the buyer's e-mail (a
+guest's contact may not exist yet, and the shop knows only the e-mail at checkout; an upsert
+without consent flags changes no consent), then the event, at the endpoint SALESmanago's API v2
+documents, ``/api/v2/contact/addContactExtEvent``. Field limits (SALESmanago API docs, "Adding
+an external event"): ``products`` at most 512 characters (truncated here by whole ids, with a
+WARNING), ``location`` at most 36 of letters, digits and ``/_-.`` (refused otherwise: a
+truncated location would attribute the event to no product feed), ``externalId`` at most 255.
+"""
 
 from __future__ import annotations
 
@@ -11,9 +20,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import httpx
+from loguru import logger
 
 from app.services.breaker import BreakerSettings, ServiceBreaker
-from app.services.delivery import Delivery, Outcome, Verdict
+from app.services.delivery import CHANNEL, Delivery, Outcome, Verdict
 from app.services.env import read_secret, read_text, read_url, require_all_or_none
 from app.services.http_client import HttpTimeouts
 from app.services.secret import Secret
@@ -22,7 +32,11 @@ SERVICE = "manago"
 DEFAULT_TIMEOUTS = HttpTimeouts(connect=1.0, read=3.0)
 DEFAULT_BREAKER = BreakerSettings()
 ENV_PREFIX = "MANAGO"
-EVENT_PATH = "/api/contact/addContactExtEvent"
+UPSERT_PATH = "/api/contact/upsert"
+EVENT_PATH = "/api/v2/contact/addContactExtEvent"
+MAX_PRODUCTS_CHARS = 512
+MAX_LOCATION_CHARS = 36
+MAX_EXTERNAL_ID_CHARS = 255
 CREDENTIALS = (
     "MANAGO_URL",
     "MANAGO_CLIENT_ID",
@@ -32,6 +46,9 @@ CREDENTIALS = (
 )
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _CURRENCY = re.compile(r"[A-Z]{3}")
+_LOCATION = re.compile(rf"[A-Za-z0-9/_.-]{{1,{MAX_LOCATION_CHARS}}}")
+
+log = logger.bind(channel=CHANNEL, service=SERVICE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,8 +108,8 @@ class ManagoPurchase:
     def __post_init__(self) -> None:
         if not _EMAIL.fullmatch(self.email.strip()):
             raise ValueError("email must be a valid e-mail address")
-        if not self.order_id:
-            raise ValueError("order_id must not be empty")
+        if not 0 < len(self.order_id) <= MAX_EXTERNAL_ID_CHARS:
+            raise ValueError(f"order_id must be 1 to {MAX_EXTERNAL_ID_CHARS} characters")
         if not self.product_ids or any(not p or "," in p for p in self.product_ids):
             raise ValueError("product_ids must be non-empty ids without commas")
         if not math.isfinite(self.value) or self.value < 0:
@@ -103,6 +120,33 @@ class ManagoPurchase:
             )
         if self.date.tzinfo is None:
             raise ValueError("date must be timezone-aware")
+        if self.location is not None and not _LOCATION.fullmatch(self.location):
+            raise ValueError(
+                f"location must be 1 to {MAX_LOCATION_CHARS} letters, digits or /_-. "
+                f"(SALESmanago's shop identifier), got {self.location!r}"
+            )
+
+    def products(self) -> str:
+        """The product ids, comma-joined, cut to SALESmanago's 512 characters by whole ids (the
+        first ones kept); a WARNING says how many were left out."""
+        kept: list[str] = []
+        length = 0
+        for product_id in self.product_ids:
+            added = len(product_id) + (1 if kept else 0)
+            if length + added > MAX_PRODUCTS_CHARS:
+                break
+            kept.append(product_id)
+            length += added
+        if len(kept) < len(self.product_ids):
+            log.warning(
+                "manago.purchase of order {!r}: products cut to {} of {} ids to stay within "
+                "SALESmanago's {} characters",
+                self.order_id,
+                len(kept),
+                len(self.product_ids),
+                MAX_PRODUCTS_CHARS,
+            )
+        return ",".join(kept)
 
     @property
     def task_name(self) -> str:
@@ -134,7 +178,7 @@ def _check_answer(response: httpx.Response) -> Verdict | None:
 
 @dataclass(frozen=True, slots=True)
 class _Credentials:
-    url: str
+    base_url: str
     client_id: str
     api_key: Secret
     sha: Secret
@@ -145,11 +189,11 @@ class _Credentials:
         if s.base_url is None or s.client_id is None or s.api_key is None or s.api_secret is None:
             return None
         sha = Secret(signature(s.api_key, s.client_id, s.api_secret))
-        return cls(s.base_url + EVENT_PATH, s.client_id, s.api_key, sha)
+        return cls(s.base_url, s.client_id, s.api_key, sha)
 
 
 class ManagoService:
-    """Sends one ``addContactExtEvent`` per purchase, authenticated in the JSON body."""
+    """Per purchase, upserts the contact then adds the event, authenticated in the JSON body."""
 
     def __init__(
         self,
@@ -173,30 +217,51 @@ class ManagoService:
 
     @property
     def max_cost_seconds(self) -> float:
-        return self._delivery.max_cost_seconds
+        """Two requests, one after the other: the upsert, then the event."""
+        return 2 * self._delivery.max_cost_seconds
+
+    def upsert_payload(self, purchase: ManagoPurchase) -> dict[str, object]:
+        """The contact upsert's body without the authentication fields: the e-mail alone (no
+        consent flags, so an existing contact's consents stay as they are)."""
+        return self._owned({"contact": {"email": _email(purchase)}})
 
     def payload(self, purchase: ManagoPurchase) -> dict[str, object]:
-        """The request body without the authentication fields."""
+        """The event's body without the authentication fields."""
         event: dict[str, object] = {
             "contactExtEventType": "PURCHASE",
             "date": _millis(purchase.date),
             "externalId": purchase.order_id,
-            "products": ",".join(purchase.product_ids),
             "value": purchase.value,
             "detail1": purchase.currency,
         }
+        products = purchase.products()
+        if products:
+            event["products"] = products
         if purchase.location is not None:
             event["location"] = purchase.location
-        body: dict[str, object] = {"email": purchase.email.strip().lower(), "contactEvent": event}
+        return self._owned({"email": _email(purchase), "contactEvent": event})
+
+    def send_purchase(self, purchase: ManagoPurchase) -> Outcome:
+        """Upsert the buyer's contact, then add the event; the event is not sent when the
+        upsert was not (its outcome is returned: skipped, failed or rejected)."""
+        upsert, event = self.upsert_payload(purchase), self.payload(purchase)
+        credentials = self._credentials
+        if credentials is None:
+            self._delivery.dry_run("upsert", upsert)
+            return self._delivery.dry_run("purchase", event)
+        outcome = self._post(credentials, "upsert", UPSERT_PATH, upsert)
+        if outcome is not Outcome.SENT:
+            return outcome
+        return self._post(credentials, "purchase", EVENT_PATH, event)
+
+    def _owned(self, body: dict[str, object]) -> dict[str, object]:
         if self._settings.owner is not None:
             body["owner"] = self._settings.owner
         return body
 
-    def send_purchase(self, purchase: ManagoPurchase) -> Outcome:
-        body = self.payload(purchase)
-        credentials = self._credentials
-        if credentials is None:
-            return self._delivery.dry_run("purchase", body)
+    def _post(
+        self, credentials: _Credentials, action: str, path: str, body: dict[str, object]
+    ) -> Outcome:
         authentication = {
             "clientId": credentials.client_id,
             "apiKey": credentials.api_key.reveal(),
@@ -204,8 +269,12 @@ class ManagoService:
             "sha": credentials.sha.reveal(),
         }
         return self._delivery.post_json(
-            "purchase", credentials.url, {**authentication, **body}, check=_check_answer
+            action, credentials.base_url + path, {**authentication, **body}, check=_check_answer
         )
+
+
+def _email(purchase: ManagoPurchase) -> str:
+    return purchase.email.strip().lower()
 
 
 def _millis(moment: datetime) -> int:

@@ -12,6 +12,8 @@ import hashlib
 import json
 import math
 import re
+import secrets
+import string
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -30,6 +32,19 @@ DEFAULT_TIMEOUTS = HttpTimeouts(connect=1.0, read=3.0)
 DEFAULT_BREAKER = BreakerSettings()
 ENV_PREFIX = "MATOMO"
 _VISITOR_ID = re.compile(r"[0-9a-f]{16}")
+# pv_id: "6 alphanumeric characters", unique per page view (Matomo's tracking API reference).
+PAGE_VIEW_ID_CHARS = 6
+_PAGE_VIEW_ID = re.compile(rf"[A-Za-z0-9]{{{PAGE_VIEW_ID_CHARS}}}")
+_ALPHANUMERIC = string.ascii_letters + string.digits
+
+
+def new_page_view_id() -> str:
+    """A page view's ``pv_id``: 6 random alphanumeric characters, as matomo.js makes them."""
+    return "".join(secrets.choice(_ALPHANUMERIC) for _ in range(PAGE_VIEW_ID_CHARS))
+
+
+def is_page_view_id(value: str | None) -> bool:
+    return value is not None and _PAGE_VIEW_ID.fullmatch(value) is not None
 
 Params = dict[str, str]
 
@@ -72,7 +87,13 @@ class MatomoSettings:
 
 @dataclass(frozen=True, slots=True)
 class MatomoVisit:
-    """What Matomo needs to know about the request being tracked."""
+    """What Matomo needs to know about the request being tracked.
+
+    ``url`` is the page the visitor is on (for a call the page's script makes to the API, that
+    page, not the API's URL). ``visitor_id`` (``_id``) must not change for a visitor: derive it
+    from a long-lived first-party cookie, not from a session renewed at sign-in.
+    ``page_view_id`` (``pv_id``) links a page view and the events that happened on that page.
+    """
 
     url: str
     visitor_id: str
@@ -81,6 +102,7 @@ class MatomoVisit:
     user_id: str | None = None
     referrer: str | None = None
     language: str | None = None
+    page_view_id: str | None = None
 
     def __post_init__(self) -> None:
         if not self.url.startswith(("https://", "http://")):
@@ -89,10 +111,15 @@ class MatomoVisit:
             raise ValueError(
                 f"visitor_id must be 16 lowercase hex characters, got {self.visitor_id!r}"
             )
+        if self.page_view_id is not None and not is_page_view_id(self.page_view_id):
+            raise ValueError(
+                f"page_view_id must be {PAGE_VIEW_ID_CHARS} alphanumeric characters, "
+                f"got {self.page_view_id!r}"
+            )
 
     @staticmethod
     def visitor_id_for(key: str) -> str:
-        """A stable visitor id derived from, say, the session cookie (which it does not reveal)."""
+        """A stable visitor id derived from a long-lived visitor cookie (which it does not reveal)."""
         return hashlib.sha256(key.encode("utf-8")).hexdigest()[:16]
 
     def params(self) -> Params:
@@ -103,6 +130,7 @@ class MatomoVisit:
             "ua": self.user_agent,
             "urlref": self.referrer,
             "lang": self.language,
+            "pv_id": self.page_view_id,
         }
         params.update({key: value for key, value in optional.items() if value})
         return params

@@ -25,13 +25,36 @@ DEFAULT_TIMEOUTS = HttpTimeouts(connect=1.0, read=2.0)
 DEFAULT_BREAKER = BreakerSettings()
 ENV_PREFIX = "META"
 GRAPH_URL = "https://graph.facebook.com"
-API_VERSION = "v21.0"
+# The Graph API version of the facebook-business SDK this code is tested with (its
+# apiconfig.API_VERSION; tests/unit/services/test_meta.py compares them): to move it, bump the
+# SDK in pyproject's test extra and this constant together, or set META_API_VERSION.
+API_VERSION = "v26.0"
 _CURRENCY = re.compile(r"[A-Z]{3}")
+# fbclid: Meta's click ids are base64url text; bounded so that a forged one cannot bloat events.
+MAX_FBCLID_CHARS = 500
+_FBCLID = re.compile(rf"[A-Za-z0-9_-]{{1,{MAX_FBCLID_CHARS}}}")
+# _fbc / _fbp cookies: fb.<subdomain index>.<creation ms>.<payload>[.<appendix>]
+_FB_COOKIE = re.compile(r"fb\.[0-9]\.[0-9]{1,16}\.[A-Za-z0-9_.-]{1,600}")
+FBC_SUBDOMAIN_INDEX = 1  # the cookie is set for the shop's domain (example.com: 1)
 
 
 def _check_amount(name: str, amount: float | None) -> None:
     if amount is not None and (not math.isfinite(amount) or amount < 0):
         raise ValueError(f"{name} must be a finite amount >= 0, got {amount!r}")
+
+
+def fbc_from_fbclid(fbclid: str, created_ms: int) -> str | None:
+    """The ``fbc`` Meta documents building from an ``fbclid`` query parameter when there is no
+    ``_fbc`` cookie: ``fb.1.<creation time in ms>.<fbclid>``. None for a value that is not a
+    click id (garbage in a URL must not reach Meta, a log line or a cookie)."""
+    if not _FBCLID.fullmatch(fbclid):
+        return None
+    return f"fb.{FBC_SUBDOMAIN_INDEX}.{created_ms}.{fbclid}"
+
+
+def valid_fb_cookie(value: str | None) -> str | None:
+    """An ``_fbc``/``_fbp`` cookie as the pixel writes it, or None for anything else."""
+    return value if value is not None and _FB_COOKIE.fullmatch(value) else None
 
 
 class MetaEventName(StrEnum):
@@ -86,7 +109,7 @@ class MetaSettings:
                 environ,
                 "META_API_VERSION",
                 r"v\d{1,3}\.\d{1,2}",
-                "a version such as v21.0",
+                "a version such as v26.0",
                 API_VERSION,
             )
             or API_VERSION,
@@ -159,8 +182,11 @@ class MetaCustomData:
 
 @dataclass(frozen=True, slots=True)
 class MetaEvent:
-    """One shop event. ``event_id`` is shared with the browser pixel so Meta can deduplicate;
-    ``event_time`` is when it happened (the request), not when the deferred task sends it."""
+    """One shop event. ``event_id`` is shared with the browser pixel so Meta can deduplicate
+    (the pixel's ``eventID``): deterministic where the event has a natural key (the order for a
+    Purchase), a random uuid4 otherwise, which the page then hands to the pixel. ``event_time``
+    is when it happened (the request), not when the deferred task sends it; ``event_source_url``
+    is the browser's page, not the API call's URL."""
 
     event_name: MetaEventName
     event_source_url: str
@@ -178,6 +204,11 @@ class MetaEvent:
             )
         if self.event_name is MetaEventName.PURCHASE and self.custom_data.value is None:
             raise ValueError("a Purchase event needs custom_data.value and custom_data.currency")
+        if (
+            self.custom_data.num_items is not None
+            and self.event_name is not MetaEventName.INITIATE_CHECKOUT
+        ):
+            raise ValueError("custom_data.num_items is documented for InitiateCheckout only")
         if not self.event_id:
             raise ValueError("event_id must not be empty")
 

@@ -4,14 +4,20 @@ Meta matches our server events to its users by comparing hashes, so a value norm
 differently from Meta's rules (customer-information-parameters) silently fails to match:
 
 * ``em``: trim leading and trailing spaces, lowercase.
-* ``ph``: digits only, with the country code, no leading zeros (so ``+`` and an ``00``
-  international prefix go too). A number written without ``+``/``00`` is national: its
-  trunk zeros are dropped and ``default_country_code`` (when configured) is put in front.
+* ``ph``: the number in E.164 (country code, national number, no trunk prefix) as digits
+  only, without ``+``. Parsing is left to ``phonenumbers`` (Google's libphonenumber): a
+  number with ``+`` or ``00`` is international; one without is read as a number of the
+  region of ``default_country_code`` (``META_DEFAULT_PHONE_COUNTRY_CODE``), which also
+  recognises a number typed with its country code but without ``+`` (``48601234567``) and
+  drops a trunk prefix written in brackets (``+44 (0)20 ...``). Only where libphonenumber
+  cannot parse the text at all (no ``+``, no default country code) is the old rule used:
+  digits only, leading zeros dropped, the default country code put in front; it is also
+  tried on a number libphonenumber parses but finds invalid, and kept if that is valid.
 * ``external_id``: hashing recommended; trimmed and lowercased first so that the same id
   hashes the same way here and in the browser pixel.
 
-A value that cannot be valid (no ``@``, too few digits) yields None: it is left out of the
-event instead of being sent as a hash that can never match.
+A value that cannot be valid (no ``@``, a number of impossible length) yields None: it is left
+out of the event instead of being sent as a hash that can never match.
 """
 
 from __future__ import annotations
@@ -20,9 +26,13 @@ import hashlib
 import re
 import unicodedata
 
+import phonenumbers
+
 E164_MIN_DIGITS = 7
 E164_MAX_DIGITS = 15
+MAX_PHONE_CHARS = 64
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+_UNKNOWN_REGION = "ZZ"
 
 
 def sha256_hex(normalised: str) -> str:
@@ -35,10 +45,55 @@ def normalise_email(raw: str) -> str | None:
 
 
 def normalise_phone(raw: str, default_country_code: str | None = None) -> str | None:
+    """E.164 digits without ``+`` (``48601234567``), or None for a number that cannot be one."""
     text = raw.strip()
-    # Any script's decimal digits count (a user may type ٦٠١), written as ASCII digits.
-    digits = "".join(str(unicodedata.decimal(char)) for char in text if char.isdecimal())
-    international = text.startswith("+") or digits.startswith("00")
+    if not text or len(text) > MAX_PHONE_CHARS:
+        return None
+    # Any script's decimal digits count (a user may type ٦٠١); libphonenumber reads them too.
+    ascii_text = "".join(
+        str(unicodedata.decimal(char)) if char.isdecimal() else char for char in text
+    )
+    if ascii_text.lstrip().startswith("00"):
+        ascii_text = "+" + ascii_text.lstrip()[2:]  # the international call prefix most use
+    try:
+        number = phonenumbers.parse(ascii_text, _region_of(default_country_code))
+    except phonenumbers.NumberParseException:
+        return _digits_rule(ascii_text, default_country_code)
+    if phonenumbers.is_valid_number(number):
+        return _e164_digits(number)
+    # Not a number of its region, such as a Polish one typed with a trunk zero that Poland no
+    # longer has (0601 234 567): the old rule's reading is kept only if libphonenumber finds
+    # that one valid; otherwise a number of possible length is taken as parsed.
+    retry = _digits_rule(ascii_text, default_country_code)
+    if retry is not None and _is_valid_e164(retry):
+        return retry
+    return _e164_digits(number) if phonenumbers.is_possible_number(number) else None
+
+
+def _e164_digits(number: phonenumbers.PhoneNumber) -> str:
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164).removeprefix("+")
+
+
+def _is_valid_e164(digits: str) -> bool:
+    try:
+        return phonenumbers.is_valid_number(phonenumbers.parse("+" + digits, None))
+    except phonenumbers.NumberParseException:
+        return False
+
+
+def _region_of(country_code: str | None) -> str | None:
+    """The main region of a calling code (48: PL, 1: US); None when there is none."""
+    if country_code is None:
+        return None
+    region = phonenumbers.region_code_for_country_code(int(country_code))
+    return None if region == _UNKNOWN_REGION else region
+
+
+def _digits_rule(text: str, default_country_code: str | None) -> str | None:
+    """The rule from before libphonenumber, for what it cannot parse: digits only, no leading
+    zeros, and the default country code in front of a number written without ``+``."""
+    digits = "".join(char for char in text if char.isdigit())
+    international = text.startswith("+")
     digits = digits.lstrip("0")
     if not international and default_country_code is not None:
         digits = default_country_code + digits

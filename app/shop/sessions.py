@@ -2,6 +2,10 @@
 
 The cookie carries a random token; the token itself is a credential, so nothing leaves the
 shop with it. Integrations get :attr:`ShopSession.visitor_id`, a one-way digest of it.
+
+The token is renewed at sign-in, so what must outlive it has its own key: the cart's
+:attr:`ShopSession.cart_id`, and the visitor key of a separate long-lived cookie
+(:func:`new_visitor_key`), which identifies the browser to analytics across sign-ins.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from app.shop.catalogue import Product
 MAX_SESSIONS = 10_000
 MAX_QUANTITY = 99
 _TOKEN = re.compile(r"[A-Za-z0-9_-]{32}")
+_VISITOR_KEY = re.compile(r"[0-9a-f]{32}")
 
 
 def new_token() -> str:
@@ -26,6 +31,15 @@ def new_token() -> str:
 
 def is_token(value: str | None) -> bool:
     return value is not None and _TOKEN.fullmatch(value) is not None
+
+
+def new_visitor_key() -> str:
+    """The random value of a browser's long-lived visitor cookie (32 hex characters)."""
+    return secrets.token_hex(16)
+
+
+def is_visitor_key(value: str | None) -> bool:
+    return value is not None and _VISITOR_KEY.fullmatch(value) is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,12 +52,23 @@ class CartLine:
         return self.product.price_cents * self.quantity
 
 
+@dataclass(frozen=True, slots=True)
+class CartAddition:
+    """What one add to cart did: the line as it now is, and the how-manieth add to this cart
+    it was (1, 2, ...), so that each add has a key of its own."""
+
+    line: CartLine
+    number: int
+
+
 class ShopSession:
     """One visitor's state. Two tabs of the same visitor may write at once: methods lock."""
 
     def __init__(self, token: str) -> None:
         self.token = token
         self.customer_id: str | None = None
+        self.cart_id = secrets.token_hex(8)  # random, unlike the token kept across sign-in
+        self._additions = 0
         self._lines: dict[str, CartLine] = {}
         self._bookmarks: set[str] = set()
         self._ratings: dict[str, int] = {}
@@ -51,7 +76,8 @@ class ShopSession:
 
     @property
     def visitor_id(self) -> str:
-        """16 hex characters (the form Matomo's ``_id`` takes), stable for the session."""
+        """16 hex characters, stable for the session (Advisable AI's session id). Matomo's
+        ``_id`` comes from the visitor cookie instead: this one changes at sign-in."""
         return hashlib.sha256(self.token.encode()).hexdigest()[:16]
 
     @property
@@ -59,8 +85,8 @@ class ShopSession:
         with self._lock:
             return list(self._lines.values())
 
-    def add_to_cart(self, product: Product, quantity: int) -> CartLine:
-        """Add ``quantity`` more; returns the line as it now is."""
+    def add_to_cart(self, product: Product, quantity: int) -> CartAddition:
+        """Add ``quantity`` more; returns the line as it now is and the add's number."""
         if not 1 <= quantity <= MAX_QUANTITY:
             raise ValueError(f"quantity must be 1 to {MAX_QUANTITY}, got {quantity!r}")
         with self._lock:
@@ -69,7 +95,8 @@ class ShopSession:
             if total > MAX_QUANTITY:
                 raise ValueError(f"at most {MAX_QUANTITY} of one product per cart")
             self._lines[product.id] = CartLine(product, total)
-            return self._lines[product.id]
+            self._additions += 1
+            return CartAddition(self._lines[product.id], self._additions)
 
     def remove_from_cart(self, product_id: str) -> CartLine | None:
         with self._lock:

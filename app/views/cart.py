@@ -1,5 +1,6 @@
 """The cart API (the spec's ``AdvApiCartController``), JSON: Meta AddToCart, Advisable AI
-add_to_cart and remove_from_cart."""
+add_to_cart and remove_from_cart. An add answers the cart and ``meta_event_id``, the AddToCart's
+``event_id`` for the browser pixel's ``eventID``."""
 
 from __future__ import annotations
 
@@ -40,20 +41,22 @@ class CartController(FrontController):
         product = self.product_or_404(str(body.get("product_id", "")))
         quantity = whole_number(body.get("quantity", 1), "quantity", 1, MAX_QUANTITY)
         try:
-            self.session.add_to_cart(product, quantity)
+            addition = self.session.add_to_cart(product, quantity)
         except ValueError as exc:
             raise ApiError(409, str(exc)) from None
-        self.meta_event(
+        event_id = self.meta_event(
             MetaEventName.ADD_TO_CART,
             MetaCustomData(
                 value=product.price_cents * quantity / 100,
                 currency=CURRENCY,
                 contents=(MetaContent(product.id, quantity, product.price),),
             ),
+            # Deterministic: this cart, this product, the how-manieth add to the cart.
+            event_id=f"{self.session.cart_id}.{product.id}.{addition.number}",
         )
         self.ai_signal(SignalType.ADD_TO_CART, product, value=quantity)
         self.request.response.status_int = 201
-        return cart_json(self.session.cart)
+        return {**cart_json(self.session.cart), "meta_event_id": event_id}
 
     @view_config(route_name="cart_item", request_method="DELETE")
     def remove(self) -> dict[str, object]:

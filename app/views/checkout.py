@@ -11,7 +11,8 @@ order. It shows every ``defer()`` option on real integrations:
   products that were bought were not removed, so those signals are forgotten.
 
 Body: ``{"email": ..., "phone": ..., "card": ...}`` (email and phone come from the account
-when signed in); card 4000000000000002 is declined.
+when signed in); card 4000000000000002 is declined. A placed order's answer has
+``meta_event_id``, the Purchase's ``event_id`` (the order id), for the pixel's ``eventID``.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ class CheckoutController(CartController):
             lines, email=email, phone=phone, customer_id=customer.id if customer else None
         )
         self.track_event("checkout", "payment", name=order.id, value=order.total)
-        self.defer_purchase(order)
+        event_id = self.defer_purchase(order)
         try:
             order = self.shop.orders.charge(order, str(body.get("card") or ACCEPTED_CARD))
         except PaymentDeclined:
@@ -65,13 +66,22 @@ class CheckoutController(CartController):
         self.defer_matomo_flush()
         self.empty_cart()
         self.runner.forget("advisable_ai.remove_from_cart")
-        return {"order": order.id, "status": "placed", "total": order.total, "currency": order.currency}
+        return {
+            "order": order.id,
+            "status": "placed",
+            "total": order.total,
+            "currency": order.currency,
+            "meta_event_id": event_id,
+        }
 
-    def defer_purchase(self, order: Order) -> None:
-        self.meta_event(
+    def defer_purchase(self, order: Order) -> str:
+        """The purchase events; returns the Meta Purchase's ``event_id``: the order id, as Meta
+        suggests, so the pixel's Purchase on the confirmation (eventID = order id) is the same."""
+        event_id = self.meta_event(
             MetaEventName.PURCHASE,
             checkout_data(order.lines, order.id),
             priority=CRITICAL,
+            event_id=order.id,
             email=order.email,
             phone=order.phone,
             external_id=order.customer_id,
@@ -92,3 +102,4 @@ class CheckoutController(CartController):
         )
         for line in order.lines:
             self.ai_signal(SignalType.PURCHASE, line.product, value=line.quantity)
+        return event_id

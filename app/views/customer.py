@@ -39,7 +39,8 @@ class CustomerController(FrontController):
         except ValueError as exc:
             raise ApiError(400, str(exc)) from None
         self.sign_in(customer)
-        self.meta_event(MetaEventName.COMPLETE_REGISTRATION)
+        # Deterministic: one registration per customer id.
+        event_id = self.meta_event(MetaEventName.COMPLETE_REGISTRATION, event_id=customer.id)
         self.track_event("customer", "register")
         self.request.response.status_int = 201
-        return {"customer": customer.id, "email": customer.email}
+        return {"customer": customer.id, "email": customer.email, "meta_event_id": event_id}

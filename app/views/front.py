@@ -9,8 +9,11 @@ during the request in the request's tracker, and one ``matomo.flush`` sends them
 from __future__ import annotations
 
 import json
+import time
+import uuid
 from functools import cached_property
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from loguru import logger
 from pyramid.request import Request
@@ -28,10 +31,12 @@ from app.services import (
     Signal,
     SignalType,
 )
+from app.services.matomo import is_page_view_id, new_page_view_id
+from app.services.meta import fbc_from_fbclid, valid_fb_cookie
 from app.shop import Shop
 from app.shop.catalogue import Product
 from app.shop.customers import Customer
-from app.shop.sessions import ShopSession
+from app.shop.sessions import ShopSession, is_visitor_key, new_visitor_key
 from app.views import layout
 from containers import Container
 
@@ -41,6 +46,18 @@ LOW = DeferredTaskRunner.PRIORITY_LOW
 
 SESSION_COOKIE = "shop_session"
 SESSION_MAX_AGE_SECONDS = 30 * 24 * 3600
+# The browser's analytics identity: Matomo's _id derives from it. Its own cookie, because the
+# session token is renewed at sign-in and Matomo requires _id not to change for a visitor;
+# 13 months, like matomo.js's own visitor cookie.
+VISITOR_COOKIE = "shop_visitor"
+VISITOR_MAX_AGE_SECONDS = 395 * 24 * 3600
+# Meta's click id cookie, when built here from ?fbclid=: 90 days, readable by the pixel.
+FBC_COOKIE = "_fbc"
+FBC_MAX_AGE_SECONDS = 90 * 24 * 3600
+# Sent by the page's script with each API call: the pv_id of the page the call was made from.
+PAGE_VIEW_HEADER = "X-Matomo-Pv-Id"
+API_PREFIX = "/api/"
+MAX_PAGE_URL_CHARS = 2048
 MATOMO_FLUSH = "matomo.flush"
 MIN_STARS, MAX_STARS = 1, 5
 
@@ -97,6 +114,84 @@ class FrontController:
                 secure=request.scheme == "https",
             )
 
+    def _set_cookie(self, response: Response, name: str, value: str, max_age: int, *,
+                    httponly: bool = True) -> None:
+        response.set_cookie(
+            name,
+            value,
+            max_age=max_age,
+            path="/",
+            httponly=httponly,
+            samesite="Lax",
+            secure=self.request.scheme == "https",
+        )
+
+    @cached_property
+    def visitor_key(self) -> str:
+        """The long-lived visitor cookie's value; a new one (set on the response) when the
+        browser has none or a malformed one. Sign-in leaves it as it is."""
+        key = self.cookie(VISITOR_COOKIE)
+        if key is None or not is_visitor_key(key):
+            key = new_visitor_key()
+            self.request.add_response_callback(
+                lambda request, response: self._set_cookie(
+                    response, VISITOR_COOKIE, key, VISITOR_MAX_AGE_SECONDS
+                )
+            )
+        return key
+
+    # --- the page the visitor is on ---
+
+    @property
+    def is_page_request(self) -> bool:
+        """An HTML page of the shop, as opposed to a call to its JSON API made by a page."""
+        return not self.request.path.startswith(API_PREFIX)
+
+    @cached_property
+    def page_url(self) -> str:
+        """The URL in the browser's address bar, which Meta's ``event_source_url`` and Matomo's
+        ``url`` want: a page's own URL; for an API call, its ``page_url`` body field or else its
+        Referer, when same-origin and sane; the request's URL only when nothing better."""
+        request_url: str = self.request.url
+        if self.is_page_request:
+            return request_url
+        for candidate in (self._body_page_url(), self.request.referer):
+            url = self.same_origin_url(candidate)
+            if url is not None:
+                return url
+        return request_url
+
+    def _body_page_url(self) -> object:
+        try:
+            return self.json_body().get("page_url")
+        except ApiError:
+            return None
+
+    def same_origin_url(self, candidate: object) -> str | None:
+        """``candidate`` without its #fragment if it is an http(s) URL of this shop's origin,
+        of printable ASCII (browsers send URLs percent-encoded) and at most 2048 characters;
+        None otherwise: a forged value is dropped, never logged or sent on."""
+        if not isinstance(candidate, str) or not 0 < len(candidate) <= MAX_PAGE_URL_CHARS:
+            return None
+        if not all("!" <= char <= "~" for char in candidate):
+            return None
+        try:
+            parts = urlsplit(candidate)
+        except ValueError:
+            return None
+        if f"{parts.scheme}://{parts.netloc}" != self.request.host_url:
+            return None
+        return urlunsplit(parts._replace(fragment=""))
+
+    @cached_property
+    def page_view_id(self) -> str | None:
+        """Matomo's ``pv_id``: new for a page, which shows it to its script; for an API call,
+        the one the page sent in the X-Matomo-Pv-Id header (anything malformed is ignored)."""
+        if self.is_page_request:
+            return new_page_view_id()
+        sent = self.request.headers.get(PAGE_VIEW_HEADER)
+        return sent if is_page_view_id(sent) else None
+
     def cookie(self, name: str) -> str | None:
         """A request cookie; None for all of them when the Cookie header is not UTF-8 (WebOb raises
         while parsing it: the visitor then gets a new session, not a 500)."""
@@ -151,25 +246,32 @@ class FrontController:
         custom_data: MetaCustomData | None = None,
         *,
         priority: int = NORMAL,
+        event_id: str | None = None,
         email: str | None = None,
         phone: str | None = None,
         external_id: str | None = None,
-    ) -> None:
-        """Defer a Conversions API event for this request. The contact details default to the
+    ) -> str:
+        """Defer a Conversions API event for this request; returns its ``event_id``, which the
+        browser pixel must send as its ``eventID`` for Meta to deduplicate the two. Pass the
+        event's natural key as ``event_id`` where it has one; a random one otherwise, which the
+        page shows to its script (see :meth:`page`). The contact details default to the
         signed-in customer's. A request without a user agent (or a client address) gets no Meta
         event: Meta requires both for website events."""
+        event_id = event_id or str(uuid.uuid4())
+        self._meta_events.append({"event": event_name.value, "eventID": event_id})
         customer = self.customer
         if customer is not None:
             email, phone = email or customer.email, phone or customer.phone
             external_id = external_id or customer.id
         user_data = self._meta_user_data(event_name, email, phone, external_id)
         if user_data is None:
-            return
+            return event_id
         event = MetaEvent(
             event_name,
-            event_source_url=self.request.url,
+            event_source_url=self.page_url,
             user_data=user_data,
             custom_data=custom_data or MetaCustomData(),
+            event_id=event_id,
         )
         meta = self.container.meta()
         self.runner.defer(
@@ -178,6 +280,30 @@ class FrontController:
             priority=priority,
             name=event.task_name,
         )
+        return event_id
+
+    @cached_property
+    def _meta_events(self) -> list[dict[str, str]]:
+        return []
+
+    @cached_property
+    def fbc(self) -> str | None:
+        """The ``_fbc`` cookie; else built from the page's ``fbclid`` query parameter, as Meta
+        documents (``fb.1.<ms>.<fbclid>``), and kept in an ``_fbc`` cookie so that later events
+        carry the same value. A malformed cookie or fbclid is ignored."""
+        cookie = valid_fb_cookie(self.cookie(FBC_COOKIE))
+        if cookie is not None:
+            return cookie
+        fbclid = dict(parse_qsl(urlsplit(self.page_url).query)).get("fbclid")
+        fbc = fbc_from_fbclid(fbclid, int(time.time() * 1000)) if fbclid else None
+        if fbc is not None:
+            self.request.add_response_callback(
+                # Not HttpOnly: the pixel reads _fbc too.
+                lambda request, response: self._set_cookie(
+                    response, FBC_COOKIE, fbc, FBC_MAX_AGE_SECONDS, httponly=False
+                )
+            )
+        return fbc
 
     def _meta_user_data(
         self, event_name: MetaEventName, email: str | None, phone: str | None, external_id: str | None
@@ -189,8 +315,8 @@ class FrontController:
                 email=email,
                 phone=phone,
                 external_id=external_id,
-                fbp=self.cookie("_fbp"),
-                fbc=self.cookie("_fbc"),
+                fbp=valid_fb_cookie(self.cookie("_fbp")),
+                fbc=self.fbc,
             )
         except ValueError as exc:
             log.info("meta.{} not deferred: {} (Meta needs a client address and user agent)",
@@ -204,13 +330,15 @@ class FrontController:
         """The request's tracker (the container's per-request ``matomo_tracker``)."""
         customer = self.customer
         visit = MatomoVisit(
-            url=self.request.url,
-            visitor_id=self.session.visitor_id,
+            url=self.page_url,
+            visitor_id=MatomoVisit.visitor_id_for(self.visitor_key),
             client_ip=self.request.remote_addr,
             user_agent=self.request.user_agent,
             user_id=customer.id if customer is not None else None,
-            referrer=self.request.referer,
+            # An API call's Referer is the page itself, not where the visitor came from.
+            referrer=self.request.referer if self.is_page_request else None,
             language=self.request.headers.get("Accept-Language"),
+            page_view_id=self.page_view_id,
         )
         tracker: MatomoTracker = self.container.matomo_tracker(visit=visit)
         return tracker
@@ -243,11 +371,17 @@ class FrontController:
     # --- responses ---
 
     def page(self, title: str, body: str) -> Response:
-        """An HTML page, tracked as a Matomo page view."""
+        """An HTML page, tracked as a Matomo page view. Its ``<body>`` tells the page's script
+        what it needs: ``data-matomo-pv-id`` (sent back with API calls in X-Matomo-Pv-Id) and
+        ``data-meta-events``, the Meta events of this request with their ``eventID`` for the
+        pixel (JSON: ``[{"event": "ViewContent", "eventID": "..."}]``)."""
         self.track_page_view(title)
+        data = {"matomo-pv-id": self.page_view_id or ""}
+        if self._meta_events:
+            data["meta-events"] = json.dumps(self._meta_events, separators=(",", ":"))
         response: Response = self.request.response
         response.content_type = "text/html"
-        response.text = layout.page(title, body)
+        response.text = layout.page(title, body, data=data)
         return response
 
     def json_body(self) -> dict[str, Any]:

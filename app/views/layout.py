@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from html import escape
 
 from app.shop.catalogue import Product
 
 # Forms marked data-api are sent to the JSON API with fetch() (a JSON body, which a cross-site
-# form cannot send), and the answer is shown under the form.
+# form cannot send), and the answer is shown under the form. Each call carries the page's URL
+# (page_url, for Meta's event_source_url and Matomo's url) and its Matomo pv_id (a header), so
+# that the API's events are attributed to the page the visitor is on (docs/integrations.md).
+# A page with the Meta pixel would send each event of data-meta-events, and an API answer's
+# meta_event_id, as the pixel's eventID: Meta then counts the browser's and the server's once.
 _SCRIPT = """<script>
 document.addEventListener("submit", async (event) => {
   const form = event.target.closest("form[data-api]");
   if (!form) return;
   event.preventDefault();
   const method = form.dataset.method || "POST";
-  const body = method === "DELETE" ? undefined : JSON.stringify(Object.fromEntries(new FormData(form)));
-  const answer = await fetch(form.dataset.api, {method, body, headers: {"Content-Type": "application/json"}});
+  const fields = {...Object.fromEntries(new FormData(form)), page_url: location.href};
+  const body = method === "DELETE" ? undefined : JSON.stringify(fields);
+  const headers = {"Content-Type": "application/json", "X-Matomo-Pv-Id": document.body.dataset.matomoPvId};
+  const answer = await fetch(form.dataset.api, {method, body, headers});
   form.querySelector("output").textContent = answer.status + " " + await answer.text();
 });
 </script>"""
@@ -28,11 +35,15 @@ _NAV = (
 )
 
 
-def page(title: str, body: str) -> str:
-    """A whole document; ``body`` is HTML already (build it with :func:`escape`)."""
+def page(title: str, body: str, *, data: Mapping[str, str] | None = None) -> str:
+    """A whole document; ``body`` is HTML already (build it with :func:`escape`); ``data``
+    becomes the ``<body>``'s ``data-*`` attributes (escaped), for the page's script."""
+    attributes = "".join(
+        f' data-{escape(name)}="{escape(value)}"' for name, value in (data or {}).items()
+    )
     return (
         '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{escape(title)} · Demo shop</title></head>\n<body>{_NAV}\n"
+        f"<title>{escape(title)} · Demo shop</title></head>\n<body{attributes}>{_NAV}\n"
         f"<h1>{escape(title)}</h1>\n{body}\n{_SCRIPT}\n</body></html>\n"
     )
 

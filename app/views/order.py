@@ -17,12 +17,14 @@ from app.views.layout import api_form, escape, euros
 
 
 def checkout_data(lines: Sequence[CartLine], order_id: str | None = None) -> MetaCustomData:
-    """Meta's custom data for a cart on its way to becoming an order (``order_id``: it has)."""
+    """Meta's custom data for a cart on its way to becoming an order (``order_id``: it has).
+    ``num_items`` only for InitiateCheckout (no order yet): Meta documents it for that event
+    only; a Purchase's items are in ``contents``."""
     return MetaCustomData(
         value=sum(line.total_cents for line in lines) / 100,
         currency=CURRENCY,
         contents=tuple(MetaContent(line.product.id, line.quantity, line.product.price) for line in lines),
-        num_items=sum(line.quantity for line in lines),
+        num_items=sum(line.quantity for line in lines) if order_id is None else None,
         order_id=order_id,
     )
 

@@ -15,6 +15,7 @@ BROWSER = {"REMOTE_ADDR": CLIENT_IP, "HTTP_USER_AGENT": USER_AGENT}
 EMAIL = "Jane.Doe@Example.com"
 PHONE = "+48 601 234 567"
 SESSION_COOKIE = "shop_session"
+VISITOR_COOKIE = "shop_visitor"
 
 
 def fill_cart(webapp: TestApp, product_id: str = "espresso-250", quantity: int = 2) -> Any:
@@ -37,3 +38,8 @@ def place_order(
 def visitor_id(webapp: TestApp) -> str:
     """What the shop tells the integrations instead of the session cookie."""
     return hashlib.sha256(webapp.cookies[SESSION_COOKIE].encode()).hexdigest()[:16]
+
+
+def matomo_visitor_id(webapp: TestApp) -> str:
+    """Matomo's ``_id``: from the long-lived visitor cookie, which sign-in leaves alone."""
+    return hashlib.sha256(webapp.cookies[VISITOR_COOKIE].encode()).hexdigest()[:16]

@@ -12,6 +12,7 @@ def test_adding_to_the_cart_defers_meta_add_to_cart_and_the_ai_signal(webapp, de
                    "total": 87.0}],
         "total": 87.0,
         "currency": "EUR",
+        "meta_event_id": response.json["meta_event_id"],
     }
     assert deferred_tasks.names == ["meta.add_to_cart", "advisable_ai.add_to_cart"]
     deferred_tasks.assert_deferred("meta.add_to_cart", priority=50)

@@ -10,7 +10,9 @@ def register(webapp, status=201, **body):
 
 
 def test_registering_defers_the_session_switch_complete_registration_and_matomo(webapp, deferred_tasks):
-    assert register(webapp).json == {"customer": "c1", "email": "jane.doe@example.com"}
+    assert register(webapp).json == {
+        "customer": "c1", "email": "jane.doe@example.com", "meta_event_id": "c1",  # the customer id
+    }
     assert deferred_tasks.names == [
         "advisable_ai.session_switch", "meta.complete_registration", "matomo.flush",
     ]

@@ -31,14 +31,15 @@ from app.services import (
 )
 from app.services.secret import Secret
 from tests.functional.shop import place_order
-from tests.functional.test_integrations import ADVISABLE_AI, MANAGO, MATOMO, META
+from tests.functional.test_integrations import ADVISABLE_AI, MANAGO_UPSERT, MATOMO, META
 from tests.integration.services import credentials
 from tests.integration.services.credentials import REDIS_PASSWORD
 from tests.integration.services.raw_servers import free_port, scripted_server, trickling_server
 from tests.integration.services.redis_server import running_redis
 
 SERVICES = ("meta", "advisable_ai", "manago", "matomo")
-PATHS = {"meta": META, "advisable_ai": ADVISABLE_AI, "manago": MANAGO, "matomo": MATOMO}
+# Manago fails in every fault below: its task stops at the contact upsert, before the event.
+PATHS = {"meta": META, "advisable_ai": ADVISABLE_AI, "manago": MANAGO_UPSERT, "matomo": MATOMO}
 FAIL_MAX = 3
 ORDERS = 4
 PLACED = {"status": "placed", "total": 25.8, "currency": "EUR"}
@@ -164,7 +165,8 @@ def test_a_fault_never_changes_the_response_and_is_logged_once_per_call_until_th
         responses = [place_order(shop).json for _ in range(ORDERS)]
 
         assert [{key: r[key] for key in PLACED} for r in responses] == [PLACED] * ORDERS
-        assert all(set(r) == {"order", *PLACED} for r in responses)
+        assert all(set(r) == {"order", "meta_event_id", *PLACED} for r in responses)
+        assert all(r["meta_event_id"] == r["order"] for r in responses)  # Purchase: the order id
         assert_every_task_ended_within_its_cost(deferred_tasks)
         record_property("faults", slowest_task(deferred_tasks))
 

@@ -50,5 +50,5 @@ def test_the_api_takes_json_only(webapp, deferred_tasks):
 def test_a_malformed_session_cookie_is_replaced(webapp):
     webapp.set_cookie("shop_session", "forged")
     response = webapp.get("/products")
-    assert "shop_session=" in response.headers["Set-Cookie"]
+    assert any(c.startswith("shop_session=") for c in response.headers.getall("Set-Cookie"))
     assert webapp.cookies["shop_session"] != "forged"

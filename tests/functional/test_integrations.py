@@ -8,7 +8,9 @@ providers are overridden before the first request builds the services.
 from __future__ import annotations
 
 import hashlib
+import html
 import json
+import re
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -20,7 +22,15 @@ from pytest_httpserver import HTTPServer
 from webtest import TestApp
 
 from app.services import AdvisableAISettings, ManagoSettings, MatomoSettings, MetaSettings
-from tests.functional.shop import CLIENT_IP, USER_AGENT, place_order, visitor_id
+from app.services.meta import API_VERSION
+from tests.functional.shop import (
+    CLIENT_IP,
+    USER_AGENT,
+    fill_cart,
+    matomo_visitor_id,
+    place_order,
+    visitor_id,
+)
 from tests.integration.services import credentials
 from tests.integration.services.credentials import (
     ADVISABLE_AI_API_KEY,
@@ -33,9 +43,10 @@ from tests.integration.services.credentials import (
     META_PIXEL_ID,
 )
 
-META = f"/v21.0/{META_PIXEL_ID}/events"
+META = f"/{API_VERSION}/{META_PIXEL_ID}/events"
 ADVISABLE_AI = "/v1/signals"
-MANAGO = "/api/contact/addContactExtEvent"
+MANAGO = "/api/v2/contact/addContactExtEvent"
+MANAGO_UPSERT = "/api/contact/upsert"
 MATOMO = "/matomo.php"
 
 
@@ -46,6 +57,7 @@ def sha256(text: str) -> str:
 def answer_like_the_services(httpserver: HTTPServer) -> None:
     httpserver.expect_request(META, method="POST").respond_with_json({"events_received": 1})
     httpserver.expect_request(ADVISABLE_AI, method="POST").respond_with_json({"accepted": True})
+    httpserver.expect_request(MANAGO_UPSERT, method="POST").respond_with_json({"success": True})
     httpserver.expect_request(MANAGO, method="POST").respond_with_json({"success": True})
     httpserver.expect_request(MATOMO, method="POST").respond_with_json(
         {"status": "success", "tracked": 1, "invalid": 0}
@@ -97,10 +109,18 @@ def matomo_calls(body: dict[str, Any]) -> list[dict[str, str]]:
     return [dict(parse_qsl(call.removeprefix("?"))) for call in body["requests"]]
 
 
+def page_data(page: Any) -> dict[str, Any]:
+    """The data-* attributes of a page's <body>, JSON ones decoded."""
+    tag = re.search(r"<body([^>]*)>", page.text)
+    assert tag is not None
+    data = {name: html.unescape(value) for name, value in re.findall(r' data-([a-z-]+)="([^"]*)"', tag[1])}
+    return {name: json.loads(value) if value.startswith("[") else value for name, value in data.items()}
+
+
 def test_a_product_page_reaches_meta_advisable_ai_and_matomo(shop, httpserver, deferred_tasks):
     answer_like_the_services(httpserver)
     shop.set_cookie("_fbp", "fb.1.1596403881668.1116446470")
-    shop.get("/products/espresso-250")
+    page = shop.get("/products/espresso-250")
     assert deferred_tasks.executed == ["meta.view_content", "advisable_ai.view", "matomo.flush"]
 
     [(request, meta)] = received(httpserver, META)
@@ -144,11 +164,17 @@ def test_a_product_page_reaches_meta_advisable_ai_and_matomo(shop, httpserver, d
         "rec": "1",
         "apiv": "1",
         "url": "http://localhost/products/espresso-250",
-        "_id": visitor_id(shop),
         "cip": CLIENT_IP,
         "ua": USER_AGENT,
         "cdt": call["cdt"],
         "action_name": "Espresso beans 250 g",
+        "_id": matomo_visitor_id(shop),
+        "pv_id": call["pv_id"],
+    }
+    # The page hands its script what the pixel and the API calls need.
+    assert page_data(page) == {
+        "matomo-pv-id": call["pv_id"],
+        "meta-events": [{"event": "ViewContent", "eventID": event["event_id"]}],
     }
 
 
@@ -157,6 +183,7 @@ def test_a_checkout_reaches_all_four_services_with_the_purchase(shop, httpserver
     order = place_order(shop).json["order"]
 
     [purchase] = meta_events(httpserver, "Purchase")
+    assert purchase["event_id"] == order  # deterministic: the order id, as Meta suggests
     assert purchase["user_data"]["em"] == [sha256("jane.doe@example.com")]  # trimmed, lowercased
     assert purchase["user_data"]["ph"] == [sha256("48601234567")]  # digits with the country code
     assert "external_id" not in purchase["user_data"]  # a guest
@@ -166,10 +193,18 @@ def test_a_checkout_reaches_all_four_services_with_the_purchase(shop, httpserver
         "content_type": "product",
         "content_ids": ["espresso-250"],
         "contents": [{"id": "espresso-250", "quantity": 2, "item_price": 12.9}],
-        "order_id": order,
-        "num_items": 2,
+        "order_id": order,  # and no num_items: Meta documents it for InitiateCheckout only
     }
 
+    [(_, upsert)] = received(httpserver, MANAGO_UPSERT)
+    assert upsert == {
+        "clientId": MANAGO_CLIENT_ID,
+        "apiKey": MANAGO_API_KEY,
+        "requestTime": upsert["requestTime"],
+        "sha": MANAGO_SHA,
+        "owner": MANAGO_OWNER,
+        "contact": {"email": "jane.doe@example.com"},
+    }
     [(_, manago)] = received(httpserver, MANAGO)
     assert manago == {
         "clientId": MANAGO_CLIENT_ID,
@@ -205,6 +240,7 @@ def test_a_customers_events_carry_their_hashed_details_and_user_id(shop, httpser
     shop.get("/products/wool-hat")
 
     registration, = meta_events(httpserver, "CompleteRegistration")
+    assert registration["event_id"] == customer.json["meta_event_id"] == customer_id
     view, = meta_events(httpserver, "ViewContent")
     for event in (registration, view):
         assert event["user_data"]["em"] == [sha256("jane@example.com")]
@@ -232,13 +268,14 @@ def test_failing_services_never_change_the_response(shop, httpserver, deferred_t
     httpserver.expect_request("", method="POST").respond_with_data("down", status=500)  # every path
     response = place_order(shop)
     assert response.status_int == 200 and response.json["status"] == "placed"
-    assert set(response.json) == {"order", "status", "total", "currency"}
+    assert set(response.json) == {"order", "status", "total", "currency", "meta_event_id"}
     checkout = deferred_tasks.requests[-1]
     assert checkout.report is not None
     assert checkout.report.executed == (
         "meta.purchase", "manago.purchase", "advisable_ai.purchase", "matomo.flush",
     )
-    assert {request.path for request, _ in httpserver.log} == {META, MANAGO, ADVISABLE_AI, MATOMO}
+    # Manago's upsert failed: its event was not sent after it.
+    assert {request.path for request, _ in httpserver.log} == {META, MANAGO_UPSERT, ADVISABLE_AI, MATOMO}
     failures = [m for m in logs.at("WARNING") if "failed after" in m and "HTTP 500" in m]
     assert len(failures) == 6  # add to cart: Meta and AI; checkout: Meta, Manago, AI, Matomo
 
@@ -260,6 +297,150 @@ def test_without_credentials_nothing_is_sent(make_app, httpserver, deferred_task
     assert httpserver.log == []
     dry_runs = {m.split()[0] for m in logs.at("INFO") if "dry-run (no credentials configured)" in m}
     assert dry_runs == {
-        "meta.add_to_cart", "advisable_ai.add_to_cart", "meta.purchase", "manago.purchase",
+        "meta.add_to_cart", "advisable_ai.add_to_cart", "meta.purchase", "manago.upsert", "manago.purchase",
         "advisable_ai.purchase", "matomo.flush",
     }
+
+
+# --- attribution: the page the visitor is on, and ids the browser can share ---
+
+
+def test_api_events_are_attributed_to_the_page_and_its_page_view(shop, httpserver):
+    """The page's script sends page_url and the page's pv_id with each API call (layout.py);
+    Meta's event_source_url and Matomo's url and pv_id are then the page's."""
+    answer_like_the_services(httpserver)
+    product_page = shop.get("/products/espresso-250")
+    pv_id = page_data(product_page)["matomo-pv-id"]
+    added = shop.post_json(
+        "/api/cart/items",
+        {"product_id": "espresso-250", "quantity": 2, "page_url": "http://localhost/products/espresso-250#x"},
+        headers={"X-Matomo-Pv-Id": pv_id},
+        status=201,
+    ).json
+    again = fill_cart(shop, "espresso-250", 1).json  # no page_url, no Referer: the API's own URL
+
+    first, second = meta_events(httpserver, "AddToCart")
+    assert first["event_source_url"] == "http://localhost/products/espresso-250"  # fragment dropped
+    assert second["event_source_url"] == "http://localhost/api/cart/items"
+    # Deterministic: the cart, the product, the how-manieth add; the answer gives it to the pixel.
+    cart_id = first["event_id"].split(".")[0]
+    assert [first["event_id"], second["event_id"]] == [
+        f"{cart_id}.espresso-250.1", f"{cart_id}.espresso-250.2",
+    ]
+    assert [added["meta_event_id"], again["meta_event_id"]] == [first["event_id"], second["event_id"]]
+
+    order_page = shop.get("/order")
+    order_pv_id = page_data(order_page)["matomo-pv-id"]
+    assert order_pv_id != pv_id
+    [initiate] = meta_events(httpserver, "InitiateCheckout")
+    assert initiate["custom_data"]["num_items"] == 3
+    assert page_data(order_page)["meta-events"] == [
+        {"event": "InitiateCheckout", "eventID": initiate["event_id"]},
+    ]
+    order = shop.post_json(
+        "/api/checkout", {"email": "jane@example.com", "card": "4242424242424242"},
+        headers={"Referer": "http://localhost/order", "X-Matomo-Pv-Id": order_pv_id},
+    ).json
+    [purchase] = meta_events(httpserver, "Purchase")
+    assert purchase["event_source_url"] == "http://localhost/order"
+    assert purchase["event_id"] == order["meta_event_id"] == order["order"]
+
+    page_views = [matomo_calls(body) for _, body in received(httpserver, MATOMO)]
+    product_view, order_view, checkout = page_views
+    assert [call["pv_id"] for call in product_view] == [pv_id]
+    on_the_order_page = ("http://localhost/order", order_pv_id)
+    assert [(call["url"], call["pv_id"]) for call in order_view] == [on_the_order_page]
+    assert [(call["url"], call["pv_id"]) for call in checkout] == [on_the_order_page] * 2
+    assert all("urlref" not in call for call in checkout)  # the Referer of an API call is the page itself
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"Referer": "https://evil.example/products/wool-hat", "X-Matomo-Pv-Id": "abc"},
+        {"Referer": "http://localhost.evil.example/x", "X-Matomo-Pv-Id": "abc-12"},
+        {"Referer": "http://localhost/x\x1b[2J", "X-Matomo-Pv-Id": "abc\t12"},
+        {"Referer": "javascript:alert(1)", "X-Matomo-Pv-Id": "a" * 7},
+        {"Referer": "http://localhost/" + "x" * 2048},
+    ],
+    ids=["other-site", "lookalike-host", "control-chars", "not-http", "too-long"],
+)
+def test_a_referer_or_pv_id_that_is_not_this_shops_is_ignored(shop, httpserver, headers):
+    answer_like_the_services(httpserver)
+    shop.get("/products/wool-hat")
+    shop.post_json(
+        "/api/cart/items",
+        {"product_id": "wool-hat", "page_url": "https://evil.example/"},
+        headers=headers,
+        status=201,
+    )
+    [added] = meta_events(httpserver, "AddToCart")
+    assert added["event_source_url"] == "http://localhost/api/cart/items"
+
+
+def test_matomos_visitor_id_comes_from_a_long_lived_cookie_that_sign_in_keeps(shop, httpserver):
+    answer_like_the_services(httpserver)
+    first = shop.get("/products/wool-hat")
+    [cookie] = [c for c in first.headers.getall("Set-Cookie") if c.startswith("shop_visitor=")]
+    assert "Max-Age=34128000" in cookie  # 395 days: 13 months
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "secure" not in cookie.lower()
+    session_before = shop.cookies["shop_session"]
+
+    shop.post_json("/api/customers", {"email": "jane@example.com"})
+    shop.get("/products/wool-hat")
+
+    assert shop.cookies["shop_session"] != session_before  # renewed at sign-in...
+    ids = [call["_id"] for _, body in received(httpserver, MATOMO) for call in matomo_calls(body)]
+    assert len(ids) == 3 and set(ids) == {matomo_visitor_id(shop)}  # ...the visitor id is not
+    assert matomo_visitor_id(shop) != visitor_id(shop)
+
+
+def test_the_visitor_cookie_is_secure_over_https(shop, httpserver):
+    answer_like_the_services(httpserver)
+    response = shop.get("/products/wool-hat", extra_environ={"wsgi.url_scheme": "https"})
+    [cookie] = [c for c in response.headers.getall("Set-Cookie") if c.startswith("shop_visitor=")]
+    assert "secure" in cookie.lower()
+
+
+def test_a_malformed_visitor_cookie_is_replaced(shop, httpserver):
+    answer_like_the_services(httpserver)
+    shop.set_cookie("shop_visitor", "forged")
+    response = shop.get("/products/wool-hat")
+    assert any(c.startswith("shop_visitor=") for c in response.headers.getall("Set-Cookie"))
+    assert re.fullmatch(r"[0-9a-f]{32}", shop.cookies["shop_visitor"])
+
+
+def test_fbc_is_built_from_fbclid_when_there_is_no_cookie_and_kept_in_one(shop, httpserver):
+    answer_like_the_services(httpserver)
+    page = shop.get("/products/wool-hat", params={"fbclid": "IwAR2F4-Xy_9zq"})
+    [cookie] = [c for c in page.headers.getall("Set-Cookie") if c.startswith("_fbc=")]
+    assert "HttpOnly" not in cookie  # the pixel reads it too
+    fill_cart(shop, "wool-hat", 1)  # an API call later: the cookie's value, the same fbc
+
+    view, = meta_events(httpserver, "ViewContent")
+    added, = meta_events(httpserver, "AddToCart")
+    fbc = view["user_data"]["fbc"]
+    assert re.fullmatch(r"fb\.1\.\d{13}\.IwAR2F4-Xy_9zq", fbc)
+    assert added["user_data"]["fbc"] == fbc == shop.cookies["_fbc"]
+
+
+def test_an_existing_fbc_cookie_wins_over_fbclid(shop, httpserver):
+    answer_like_the_services(httpserver)
+    shop.set_cookie("_fbc", "fb.1.1554763741205.AbCdEf")
+    page = shop.get("/products/wool-hat", params={"fbclid": "Other"})
+    assert not [c for c in page.headers.getall("Set-Cookie") if c.startswith("_fbc=")]
+    view, = meta_events(httpserver, "ViewContent")
+    assert view["user_data"]["fbc"] == "fb.1.1554763741205.AbCdEf"
+
+
+@pytest.mark.parametrize(
+    "fbclid", ["", "a b", "<script>", "x" * 501, "abc\n", "ab.cd", "ąę"], ids=repr,
+)
+def test_a_malformed_fbclid_or_fbc_cookie_is_ignored_never_a_500(shop, httpserver, fbclid):
+    answer_like_the_services(httpserver)
+    shop.set_cookie("_fbc", "not-an-fbc")
+    page = shop.get("/products/wool-hat", params={"fbclid": fbclid})
+    assert page.status_int == 200
+    assert not [c for c in page.headers.getall("Set-Cookie") if c.startswith("_fbc=")]
+    view, = meta_events(httpserver, "ViewContent")
+    assert "fbc" not in view["user_data"]

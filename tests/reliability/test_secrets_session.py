@@ -23,6 +23,7 @@ from webtest import TestApp
 from werkzeug import Request, Response
 
 from app.factory import build_container, make_configurator
+from app.services.meta import API_VERSION
 from tests.functional.shop import BROWSER, place_order
 from tests.integration.services import credentials
 from tests.integration.services.raw_servers import free_port
@@ -69,7 +70,7 @@ def test_every_credential_travels_in_a_request_and_reaches_no_log_line(
 
     bodies = [json.loads(request.get_data()) for request, _ in httpserver.log]
     assert {request.path for request, _ in httpserver.log} == {
-        f"/v21.0/{credentials.META_PIXEL_ID}/events", "/v1/signals", "/api/contact/addContactExtEvent",
+        f"/{API_VERSION}/{credentials.META_PIXEL_ID}/events", "/v1/signals", "/api/contact/upsert",
         "/matomo.php",
     }
     assert any(body.get("access_token") == credentials.META_ACCESS_TOKEN for body in bodies)

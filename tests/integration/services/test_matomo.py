@@ -29,6 +29,7 @@ VISIT = MatomoVisit(
     client_ip="203.0.113.7",
     user_agent="Mozilla/5.0",
     user_id="customer-42",
+    page_view_id="Xy12ab",
 )
 
 
@@ -61,6 +62,7 @@ def test_flush_sends_every_tracked_call_in_one_bulk_request(
         "cip": "203.0.113.7",
         "ua": "Mozilla/5.0",
         "cdt": "1773500000",
+        "pv_id": "Xy12ab",  # the page view and its events, linked
     }
     assert [dict(parse_qsl(r.removeprefix("?"))) for r in body["requests"]] == [
         {**common, "action_name": "Order complete"},
@@ -76,7 +78,7 @@ def test_flush_sends_every_tracked_call_in_one_bulk_request(
     ]
     assert body["requests"][0] == (
         "?idsite=7&rec=1&apiv=1&url=https%3A%2F%2Fshop.example%2Fcheckout%2Fdone"
-        "&_id=0123456789abcdef&uid=customer-42&cip=203.0.113.7&ua=Mozilla%2F5.0"
+        "&_id=0123456789abcdef&uid=customer-42&cip=203.0.113.7&ua=Mozilla%2F5.0&pv_id=Xy12ab"
         "&cdt=1773500000&action_name=Order+complete"
     )
 

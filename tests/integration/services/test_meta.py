@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import httpx
@@ -11,6 +12,7 @@ from app.services.breaker_store import BreakerStore
 from app.services.delivery import Outcome
 from app.services.http_client import USER_AGENT
 from app.services.meta import (
+    API_VERSION,
     MetaContent,
     MetaConversionsService,
     MetaCustomData,
@@ -19,10 +21,11 @@ from app.services.meta import (
     MetaSettings,
     MetaUserData,
 )
+from app.services.meta_hashing import sha256_hex
 from tests.integration.services.credentials import META_ACCESS_TOKEN, META_PIXEL_ID, meta_env
 from tests.integration.services.log_capture import LogCapture
 
-EVENTS_PATH = f"/v21.0/{META_PIXEL_ID}/events"
+EVENTS_PATH = f"/{API_VERSION}/{META_PIXEL_ID}/events"
 
 
 def make_meta(
@@ -147,3 +150,77 @@ def test_a_4xx_is_logged_as_our_bug_and_does_not_trip_the_breaker(
     errors = logs.messages("ERROR", service="meta")
     assert len(errors) == 5
     assert "HTTP 400" in errors[0] and "Invalid parameter" in errors[0]
+
+
+def test_the_event_on_the_wire_is_what_metas_sdk_builds_for_the_same_event(
+    httpserver: HTTPServer, http_client: httpx.Client, store: BreakerStore
+) -> None:
+    """facebook-business's Event.normalize() is the reference: the same fields, the same hashes
+    (its Normalize for em and ph; external_id handed to it hashed, as we send it)."""
+    from facebook_business.adobjects.serverside.action_source import (  # type: ignore[import-untyped]
+        ActionSource,
+    )
+    from facebook_business.adobjects.serverside.content import Content  # type: ignore[import-untyped]
+    from facebook_business.adobjects.serverside.custom_data import (  # type: ignore[import-untyped]
+        CustomData,
+    )
+    from facebook_business.adobjects.serverside.event import Event  # type: ignore[import-untyped]
+    from facebook_business.adobjects.serverside.normalize import (  # type: ignore[import-untyped]
+        Normalize,
+    )
+    from facebook_business.adobjects.serverside.user_data import (  # type: ignore[import-untyped]
+        UserData,
+    )
+
+    httpserver.expect_request(EVENTS_PATH, method="POST").respond_with_json({"events_received": 1})
+    meta = make_meta(meta_env(httpserver.url_for("")), http_client, store)
+    ours = purchase()
+    meta.send_event(ours)
+    ((request, _),) = httpserver.log
+    [sent] = json.loads(request.get_data())["data"]
+
+    user, custom = ours.user_data, ours.custom_data
+    reference = Event(
+        event_name=ours.event_name.value,
+        event_time=ours.event_time,
+        event_id=ours.event_id,
+        event_source_url=ours.event_source_url,
+        action_source=ActionSource.WEBSITE,
+        user_data=UserData(
+            emails=[user.email],
+            phones=[user.phone],
+            external_ids=[Normalize.normalize_field("external_id", user.external_id)],
+            client_ip_address=user.client_ip_address,
+            client_user_agent=user.client_user_agent,
+            fbp=user.fbp,
+        ),
+        custom_data=CustomData(
+            value=custom.value,
+            currency=custom.currency,
+            content_type="product",
+            content_ids=[c.id for c in custom.contents],
+            contents=[Content(product_id=c.id, quantity=c.quantity, item_price=c.item_price)
+                      for c in custom.contents],
+            order_id=custom.order_id,
+        ),
+    ).normalize()
+    reference["custom_data"]["currency"] = reference["custom_data"]["currency"].upper()  # SDK: "eur"
+    assert sent == reference
+    assert "num_items" not in sent["custom_data"]  # a Purchase: Meta documents it for InitiateCheckout
+
+
+def test_a_phone_typed_with_its_country_code_but_no_plus_is_not_prefixed_twice(
+    httpserver: HTTPServer, http_client: httpx.Client, store: BreakerStore
+) -> None:
+    httpserver.expect_request(EVENTS_PATH, method="POST").respond_with_json({"events_received": 1})
+    environ = meta_env(httpserver.url_for(""), META_DEFAULT_PHONE_COUNTRY_CODE="48")
+    meta = make_meta(environ, http_client, store)
+    for typed in ("48601234567", "601 234 567", "+48 601 234 567", "+44 (0)20 7946 0958"):
+        event = purchase()
+        meta.send_event(
+            MetaEvent(event.event_name, event.event_source_url,
+                      dataclasses.replace(event.user_data, phone=typed), event.custom_data)
+        )
+
+    phones = [json.loads(r.get_data())["data"][0]["user_data"]["ph"] for r, _ in httpserver.log]
+    assert phones == [[sha256_hex("48601234567")]] * 3 + [[sha256_hex("442079460958")]]

@@ -63,3 +63,25 @@ def test_invalid_purchases_fail_when_built(kwargs: dict[str, object]) -> None:
     }
     with pytest.raises(ValueError):
         ManagoPurchase(**{**fields, **kwargs})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("location", ["shop-eu", "PL_shop.1/main", "a", "x" * 36])
+def test_a_location_of_salesmanagos_length_and_alphabet_is_accepted(location: str) -> None:
+    ManagoPurchase("a@b.example", "o-1", ("p-1",), 1.0, "EUR", location=location)
+
+
+@pytest.mark.parametrize("location", ["", "x" * 37, "shop eu", "sklep-łódź", "shop,eu", "shop\neu"])
+def test_a_location_outside_salesmanagos_limits_is_refused(location: str) -> None:
+    with pytest.raises(ValueError, match=r"location must be 1 to 36 letters, digits or /_-\."):
+        ManagoPurchase("a@b.example", "o-1", ("p-1",), 1.0, "EUR", location=location)
+
+
+def test_an_external_id_longer_than_salesmanagos_255_characters_is_refused() -> None:
+    ManagoPurchase("a@b.example", "o" * 255, ("p-1",), 1.0, "EUR")
+    with pytest.raises(ValueError, match="order_id must be 1 to 255 characters"):
+        ManagoPurchase("a@b.example", "o" * 256, ("p-1",), 1.0, "EUR")
+
+
+def test_a_single_id_longer_than_512_characters_leaves_products_empty() -> None:
+    purchase = ManagoPurchase("a@b.example", "o-1", ("p" * 513, "q"), 1.0, "EUR")
+    assert purchase.products() == ""

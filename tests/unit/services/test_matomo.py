@@ -12,6 +12,8 @@ from app.services.matomo import (
     MatomoSettings,
     MatomoTracker,
     MatomoVisit,
+    is_page_view_id,
+    new_page_view_id,
 )
 
 VISIT = MatomoVisit("https://shop.example/", MatomoVisit.visitor_id_for("session-cookie"))
@@ -86,3 +88,29 @@ def test_settings_validate_the_site_id_and_pair_url_with_token() -> None:
     )
     assert live.tracking_url == "https://matomo.example/matomo.php"
     assert "t0ken" not in repr(live)
+
+
+def test_page_view_ids_are_six_random_alphanumerics() -> None:
+    ids = {new_page_view_id() for _ in range(200)}
+    assert len(ids) == 200
+    assert all(is_page_view_id(pv_id) for pv_id in ids)
+
+
+@pytest.mark.parametrize("bad", ["", "abc12", "abc1234", "abc-12", "abc 12", "ab\nc12", "ábc123"])
+def test_anything_else_is_not_a_page_view_id(bad: str) -> None:
+    assert not is_page_view_id(bad)
+    with pytest.raises(ValueError, match="page_view_id must be 6 alphanumeric"):
+        MatomoVisit("https://shop.example/", VISIT.visitor_id, page_view_id=bad)
+
+
+def test_the_page_view_and_its_events_carry_the_same_pv_id() -> None:
+    settings = MatomoSettings()
+    service = MatomoService(
+        settings, create_http_client(), BreakerStore().breaker("matomo", settings.breaker)
+    )
+    tracker = service.tracker(MatomoVisit("https://shop.example/", VISIT.visitor_id, page_view_id="a1B2c3"))
+    tracker.track_page_view("Home")
+    tracker.track_event("cart", "add")
+
+    calls = [dict(parse_qsl(request.removeprefix("?"))) for request in tracker.requests]
+    assert [call["pv_id"] for call in calls] == ["a1B2c3", "a1B2c3"]

@@ -5,6 +5,7 @@ import pytest
 from app.services.breaker_store import BreakerStore
 from app.services.http_client import HttpTimeouts, create_http_client
 from app.services.meta import (
+    API_VERSION,
     MetaContent,
     MetaConversionsService,
     MetaCustomData,
@@ -12,6 +13,8 @@ from app.services.meta import (
     MetaEventName,
     MetaSettings,
     MetaUserData,
+    fbc_from_fbclid,
+    valid_fb_cookie,
 )
 
 USER = MetaUserData("198.51.100.4", "Mozilla/5.0")
@@ -124,3 +127,36 @@ def test_a_bad_access_token_is_reported_without_its_value() -> None:
         MetaSettings.from_environ({"META_PIXEL_ID": "1234567890", "META_ACCESS_TOKEN": "tok en"})
 
     assert "META_ACCESS_TOKEN" in str(error.value) and "tok" not in str(error.value)
+
+
+def test_the_default_graph_api_version_is_the_one_of_the_sdk_we_test_against() -> None:
+    """Bump the facebook-business test dependency and API_VERSION together (docs/integrations.md)."""
+    from facebook_business import apiconfig  # type: ignore[import-untyped]
+
+    assert apiconfig.ads_api_config["API_VERSION"] == API_VERSION
+    assert MetaSettings().events_url is None
+    assert MetaSettings.from_environ({}).api_version == API_VERSION
+
+
+@pytest.mark.parametrize("event_name", [n for n in MetaEventName if n is not MetaEventName.INITIATE_CHECKOUT])
+def test_num_items_is_for_initiate_checkout_only(event_name: MetaEventName) -> None:
+    custom = MetaCustomData(value=1.0, currency="EUR", num_items=2)
+    with pytest.raises(ValueError, match="num_items is documented for InitiateCheckout only"):
+        MetaEvent(event_name, "https://shop.example/", USER, custom)
+    MetaEvent(MetaEventName.INITIATE_CHECKOUT, "https://shop.example/", USER, custom)
+
+
+def test_fbc_is_built_from_a_click_id_as_meta_documents() -> None:
+    assert fbc_from_fbclid("IwAR2F4-Xy_9zq", 1_554_763_741_205) == "fb.1.1554763741205.IwAR2F4-Xy_9zq"
+
+
+@pytest.mark.parametrize("fbclid", ["", "a b", "a.b", "x\n", "<script>", "ą", "x" * 501])
+def test_a_click_id_that_is_not_one_builds_no_fbc(fbclid: str) -> None:
+    assert fbc_from_fbclid(fbclid, 1_554_763_741_205) is None
+
+
+def test_fb_cookies_are_kept_only_in_the_pixels_format() -> None:
+    for good in ("fb.1.1596403881668.1116446470", "fb.1.1554763741205.AbCd_Ef-1.Ag"):
+        assert valid_fb_cookie(good) == good
+    for bad in (None, "", "fb.1.2", "fb.1.x.3", "fb.1.2.3\n", "fb.1.2.3;x", "fb.12.2.3"):
+        assert valid_fb_cookie(bad) is None

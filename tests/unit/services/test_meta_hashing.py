@@ -1,10 +1,12 @@
-"""Meta's normalisation rules, checked against the examples in Meta's own documentation."""
+"""Meta's normalisation rules, checked against the examples in Meta's own documentation and
+against the normaliser of Meta's own SDK (``facebook-business``) on a table of spellings."""
 
 from __future__ import annotations
 
 import re
 
 import pytest
+from facebook_business.adobjects.serverside.normalize import Normalize  # type: ignore[import-untyped]
 
 from app.services.meta_hashing import (
     hash_email,
@@ -13,6 +15,7 @@ from app.services.meta_hashing import (
     normalise_email,
     normalise_external_id,
     normalise_phone,
+    sha256_hex,
 )
 
 
@@ -87,3 +90,92 @@ def test_email_normalisation_is_idempotent_and_hashes_are_sha256_hex(raw: str) -
     assert email is not None
     assert normalise_email(email) == email
     assert re.fullmatch(r"[0-9a-f]{64}", hash_email(raw) or "")
+
+
+# --- libphonenumber: the issue's spellings ---
+
+
+@pytest.mark.parametrize(
+    ("raw", "default", "e164"),
+    [
+        ("48601234567", "48", "48601234567"),  # typed with the country code but without +
+        ("48 601 234 567", "48", "48601234567"),
+        ("+44 (0)20 7946 0958", None, "442079460958"),  # the bracketed trunk zero goes
+        ("+44 (0)20 7946 0958", "48", "442079460958"),
+        ("020 7946 0958", "44", "442079460958"),  # national, with its trunk zero
+        ("06 12 34 56 78", "33", "33612345678"),
+        ("601 234 567", "48", "48601234567"),
+        ("(650) 555-1212", "1", "16505551212"),
+        ("+1 650-555-1212", "48", "16505551212"),
+    ],
+)
+def test_phone_is_e164_as_libphonenumber_reads_it(raw: str, default: str | None, e164: str) -> None:
+    assert normalise_phone(raw, default) == e164
+
+
+def test_a_country_code_without_a_region_falls_back_to_the_digits_rule() -> None:
+    # 999 is no calling code: libphonenumber cannot parse a national number for it.
+    assert normalise_phone("601 234 567", "999") == "999601234567"
+
+
+# --- against Meta's own SDK (facebook-business, a test-only dependency) ---
+
+EMAIL_SPELLINGS = [
+    "  John_Smith@gmail.com ",
+    "JANE.DOE@EXAMPLE.COM",
+    "\tx.y+tag@Sub.Example.org\n",
+    "ÉLODIE@exemple.fr",
+    "a@b.co",
+]
+
+
+@pytest.mark.parametrize("raw", EMAIL_SPELLINGS)
+def test_email_hash_is_the_sdks(raw: str) -> None:
+    assert hash_email(raw) == Normalize.normalize_field("em", raw)
+
+
+@pytest.mark.parametrize("raw", [" Customer-42 ", "c1", "ABC-def_9", "  émile  "])
+def test_external_id_hash_is_the_sdks_generic_normalisation(raw: str) -> None:
+    # The SDK has no rule of its own for external_id: trimmed, lowercased, hashed.
+    assert hash_external_id(raw) == Normalize.normalize_field("external_id", raw)
+
+
+@pytest.mark.parametrize(
+    ("raw", "default"),
+    [
+        ("+1 (650) 555-1212", None),
+        ("+48 601 234 567", None),
+        ("+48-601-234-567", "48"),
+        ("0048 601 234 567", None),
+        ("0044 20 7946 0958", "48"),
+        ("+33 6 12 34 56 78", "1"),
+    ],
+)
+def test_international_spellings_hash_as_the_sdk_hashes_them(raw: str, default: str | None) -> None:
+    """Written internationally without a trunk prefix, the SDK's rule and libphonenumber agree."""
+    assert hash_phone(raw, default) == Normalize.normalize_field("ph", raw)
+
+
+@pytest.mark.parametrize(
+    ("raw", "default"),
+    [
+        ("48601234567", "48"),
+        ("601 234 567", "48"),
+        ("+44 (0)20 7946 0958", None),
+        ("020 7946 0958", "44"),
+        ("(650) 555-1212", "1"),
+        ("٦٠١ ٢٣٤ ٥٦٧", "48"),
+    ],
+)
+def test_other_spellings_hash_as_the_sdk_hashes_their_e164_form(raw: str, default: str | None) -> None:
+    """The SDK expects the country code already there (and keeps a trunk zero it is given):
+    what we hash is what it hashes for the same number written in E.164."""
+    e164 = normalise_phone(raw, default)
+    assert e164 is not None
+    assert hash_phone(raw, default) == Normalize.normalize_field("ph", "+" + e164)
+
+
+def test_the_sdk_would_keep_a_bracketed_trunk_zero_which_is_why_libphonenumber_parses() -> None:
+    raw = "+44 (0)20 7946 0958"
+    assert Normalize.normalize_field("ph", raw) == sha256_hex("4402079460958")
+    assert hash_phone(raw) == sha256_hex("442079460958")

@@ -3,7 +3,7 @@ import threading
 import pytest
 
 from app.shop.catalogue import demo_catalogue
-from app.shop.sessions import MAX_QUANTITY, Sessions, is_token
+from app.shop.sessions import MAX_QUANTITY, Sessions, is_token, is_visitor_key, new_visitor_key
 
 HAT = demo_catalogue().product("wool-hat")
 
@@ -75,3 +75,23 @@ def test_bookmarks_and_ratings():
     assert session.remove_bookmark("a") is True and session.remove_bookmark("a") is False
     session.rate("a", 4)
     assert session.rating("a") == 4 and session.rating("b") is None
+
+
+def test_each_add_to_cart_has_its_own_number_and_the_cart_id_survives_sign_in():
+    sessions = Sessions()
+    session = sessions.open(None)
+    cart_id = session.cart_id
+    assert HAT is not None
+    first, second = session.add_to_cart(HAT, 1), session.add_to_cart(HAT, 2)
+    assert (first.number, second.number) == (1, 2)
+    assert second.line.quantity == 3
+    sessions.rotate(session)
+    assert session.cart_id == cart_id and session.add_to_cart(HAT, 1).number == 3
+    assert sessions.open(None).cart_id != cart_id
+
+
+def test_visitor_keys_are_random_hex_and_anything_else_is_not_one():
+    key = new_visitor_key()
+    assert is_visitor_key(key) and key != new_visitor_key()
+    for bad in (None, "", key.upper(), key[:-1], key + "0", "g" * 32, key[:-1] + "\n"):
+        assert not is_visitor_key(bad)
