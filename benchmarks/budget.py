@@ -21,8 +21,8 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from loguru import logger
+from pyramid_deferred.core import DeferredTaskRunner
 
-from app.deferred_task import DeferredTaskRunner
 from benchmarks import logsetup
 
 if TYPE_CHECKING:

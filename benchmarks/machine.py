@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 PACKAGES = (
-    "deferred-task-runner", "pyramid", "webob", "waitress", "gunicorn", "dependency-injector", "loguru",
-    "flask", "werkzeug", "starlette", "uvicorn", "h11", "anyio", "matplotlib",
+    "deferred-task-runner", "pyramid-deferred", "pyramid", "webob", "waitress", "gunicorn",
+    "dependency-injector", "loguru", "flask", "werkzeug", "starlette", "uvicorn", "h11", "anyio",
+    "matplotlib",
 )
 
 

@@ -1,11 +1,14 @@
-"""Item 3: what the runner costs per task, and what the hook costs every request.
+"""Item 3: what the runner costs per task, and what the add-on costs every request.
 
 - ``defer()`` + ``run()`` of no-op tasks (declared cost 1 s, default 10 s budget: nothing is
   skipped, nothing overruns), per task, for 1, 10, 100 and 10,000 tasks per runner, against the
   floor of a bare ``heapq`` push and pop of the same ``(-priority, sequence, task)`` tuples.
   Runner and floor samples alternate in the same loop, so they share the machine's noise.
-- One request through the real app, in process (a WSGI call), to a view that defers nothing,
-  with and without ``config.include("hooks")``.
+- One request, in process (a WSGI call), through a bare Pyramid app (a ``Configurator`` with one
+  route and its view: no container, no add-on, no app tweens), the honest baseline; the same app
+  with ``config.include("pyramid_deferred")`` and its default settings, to the same view and to a
+  view deferring one no-op task; the add-on's pieces added to the bare app one at a time; and the
+  example shop app as the servers run it, for context.
 
 Clock: ``time.perf_counter_ns`` (monotonic). The garbage collector stays on, as in production.
 """
@@ -24,14 +27,20 @@ from typing import Any
 
 from pyramid.config import Configurator
 from pyramid.events import NewResponse
-from pyramid.tweens import INGRESS
+from pyramid.request import Request as PyramidRequest
+from pyramid.response import Response
+from pyramid.router import Router
+from pyramid.tweens import EXCVIEW, INGRESS
+from pyramid_deferred.core import DeferredTask, DeferredTaskRunner
+from pyramid_deferred.hook import HOOK_ATTR, DeferredTaskHook, get_hook
+from pyramid_deferred.request_id import REQUEST_ID_TWEEN
+from pyramid_deferred.settings import load_deferred_task_settings
+from pyramid_deferred.transactions import TM_OUTCOME_TWEEN, TM_TWEEN
+from pyramid_deferred.tween import DEFERRED_TASK_TWEEN, on_new_response
 from webob import Request
 
-from app.deferred_task import DeferredTask, DeferredTaskRunner
 from benchmarks import logsetup
-from benchmarks.apps.pyramid_app import make_app, production_settings
-from hooks.request_id import REQUEST_ID_TWEEN
-from hooks.tween import attach_run_after_response, fresh_runner
+from benchmarks.apps.pyramid_app import make_app, make_bare_app, none_view, production_settings
 
 TASK_COUNTS = (1, 10, 100, 10_000)
 DECLARED_COST = 1.0
@@ -125,7 +134,7 @@ def profile(count: int, loops: int, top: int = 12) -> list[dict[str, Any]]:
 
 
 def _short(filename: str) -> str:
-    for marker in ("/app/", "/loguru/", "/benchmarks/"):
+    for marker in ("/pyramid_deferred/", "/app/", "/loguru/", "/benchmarks/"):
         if marker in filename:
             return marker.strip("/") + "/" + filename.split(marker, 1)[1]
     return filename.rsplit("/", 1)[-1]
@@ -147,18 +156,46 @@ def _call(app: Callable[..., Iterable[bytes]], environ: dict[str, Any]) -> None:
             close()
 
 
-def _request_id(config: Configurator) -> None:
-    config.include("hooks.request_id")
+ONE_TASK_PATH = "/bench/one_task"
 
 
-def _plus_tween(config: Configurator) -> None:
-    _request_id(config)
-    config.add_tween("hooks.tween.deferred_task_tween_factory", under=(REQUEST_ID_TWEEN, INGRESS))
+def one_task_view(request: PyramidRequest) -> Response:
+    """``/bench/none``'s body, after deferring one no-op task (run once the body is delivered)."""
+    request.deferred_task.defer(noop, max_cost_seconds=DECLARED_COST, name="bench.noop")
+    return none_view(request)
+
+
+def _include(config: Configurator) -> None:
+    """The add-on with its default settings, plus a route whose view defers one no-op task."""
+    config.include("pyramid_deferred")
+    config.add_route("bench_one_task", ONE_TASK_PATH)
+    config.add_view(one_task_view, route_name="bench_one_task")
+
+
+def _hook_state(config: Configurator) -> None:
+    """What the add-on's tweens and subscriber read (``get_hook``); costs a request nothing itself."""
+    settings = load_deferred_task_settings(config.registry.settings)
+    setattr(config.registry, HOOK_ATTR, DeferredTaskHook(settings))
+
+
+def _request_id_tween(config: Configurator) -> None:
+    _hook_state(config)
+    config.add_tween(REQUEST_ID_TWEEN, under=INGRESS)
+
+
+def _plus_deferred_task_tween(config: Configurator) -> None:
+    _request_id_tween(config)
+    config.add_tween(DEFERRED_TASK_TWEEN, under=(REQUEST_ID_TWEEN, INGRESS), over=(TM_TWEEN, EXCVIEW))
+
+
+def _plus_tm_outcome_tween(config: Configurator) -> None:
+    _plus_deferred_task_tween(config)
+    config.add_tween(TM_OUTCOME_TWEEN, under=(TM_TWEEN, DEFERRED_TASK_TWEEN), over=EXCVIEW)
 
 
 def _plus_subscriber(config: Configurator) -> None:
-    _plus_tween(config)
-    config.add_subscriber(attach_run_after_response, NewResponse)
+    _plus_tm_outcome_tween(config)
+    config.add_subscriber(on_new_response, NewResponse)
 
 
 def _noop_subscriber_alone(config: Configurator) -> None:
@@ -170,11 +207,14 @@ def _reified_property_alone(config: Configurator) -> None:
 
 
 HOOK_STEPS: dict[str, Callable[[Configurator], None]] = {
-    "request_id": _request_id,
-    "deferred_task_tween": _plus_tween,
+    "request_id_tween": _request_id_tween,
+    "deferred_task_tween": _plus_deferred_task_tween,
+    "tm_outcome_tween": _plus_tm_outcome_tween,
     "newresponse_subscriber": _plus_subscriber,
 }
-"""The hook built up in the order ``hooks.includeme`` registers it: each step adds one piece."""
+"""The add-on's per-request pieces added to the bare app in the order
+``pyramid_deferred.registration.include`` registers them, each step adding one (its directives
+and the uWSGI hook cost a request nothing). The last step is the add-on's request path whole."""
 
 HOOK_MECHANISMS: dict[str, Callable[[Configurator], None]] = {
     "noop_newresponse_subscriber_alone": _noop_subscriber_alone,
@@ -184,47 +224,65 @@ HOOK_MECHANISMS: dict[str, Callable[[Configurator], None]] = {
 events; any reified request property makes Pyramid build a subclass of the request per request."""
 
 
+def _ratio(value: float, base: float) -> float:
+    return round(value / base, 3)
+
+
 def hook_cost(*, samples: int, requests: int) -> dict[str, Any]:
-    """µs per in-process request to ``/bench/none``: the real app vs the same app without the hook."""
+    """µs per in-process request: the bare Pyramid app vs the same app with the add-on included.
+
+    Every case is timed in each sample, one after the other, so they share the machine's noise.
+    """
     with tempfile.TemporaryDirectory() as log_dir:
-        settings = production_settings(log_dir)
-        apps = {"with_hook": make_app(settings, hook=True), "without_hook": make_app(settings, hook=False)}
+        apps: dict[str, Router] = {"bare": make_bare_app(), "include": make_bare_app(extra=_include)}
         for name, part in {**HOOK_STEPS, **HOOK_MECHANISMS}.items():
-            apps[name] = make_app(settings, hook=False, extra=part)
+            apps[name] = make_bare_app(extra=part)
+        apps["example_app"] = make_app(production_settings(log_dir))
+        none_environ = Request.blank("/bench/none").environ
+        cases: dict[str, tuple[Router, dict[str, Any]]] = {
+            name: (app, none_environ) for name, app in apps.items()
+        }
+        cases["include_one_task"] = (apps["include"], Request.blank(ONE_TASK_PATH).environ)
         logsetup.configure(LOGGING_MODES["production"])
-        environ = Request.blank("/bench/none").environ
-        timings: dict[str, list[float]] = {name: [] for name in apps}
-        for app in apps.values():
+        timings: dict[str, list[float]] = {name: [] for name in cases}
+        for app, environ in cases.values():
             for _ in range(requests // 5):
                 _call(app, environ)
         for _ in range(samples):
-            for name, app in apps.items():
+            for name, (app, environ) in cases.items():
                 started = time.perf_counter_ns()
                 for _ in range(requests):
                     _call(app, environ)
                 timings[name].append((time.perf_counter_ns() - started) / requests / 1000)
-        container = apps["with_hook"].registry.container
-        fresh_runner(container)
+        hook = get_hook(apps["include"].registry)
+        hook.new_runner()
         loops = requests * 5
         started = time.perf_counter_ns()
         for _ in range(loops):
-            fresh_runner(container)
-        fresh_runner_us = (time.perf_counter_ns() - started) / loops / 1000
+            hook.new_runner()
+        new_runner_us = (time.perf_counter_ns() - started) / loops / 1000
     medians = {name: statistics.median(values) for name, values in timings.items()}
-    with_hook, without = medians["with_hook"], medians["without_hook"]
+    bare, include, one_task = medians["bare"], medians["include"], medians["include_one_task"]
     return {
         "requests_per_sample": requests,
         "samples": samples,
-        "with_hook_us": round(with_hook, 2),
-        "without_hook_us": round(without, 2),
-        "added_us": round(with_hook - without, 2),
-        "ratio": round(with_hook / without, 3),
+        "bare_us": round(bare, 2),
+        "include_us": round(include, 2),
+        "one_task_us": round(one_task, 2),
+        "example_app_us": round(medians["example_app"], 2),
+        "include_added_us": round(include - bare, 2),
+        "include_ratio": _ratio(include, bare),
+        "one_task_added_us": round(one_task - bare, 2),
+        "one_task_ratio": _ratio(one_task, bare),
+        "one_task_over_include_us": round(one_task - include, 2),
+        "example_app_ratio": _ratio(medians["example_app"], bare),
         "steps_added_us": {
             name: round(medians[name] - medians[previous], 2)
-            for previous, name in itertools.pairwise(["without_hook", *HOOK_STEPS])
+            for previous, name in itertools.pairwise(["bare", *HOOK_STEPS])
         },
-        "fresh_runner_us": round(fresh_runner_us, 2),
-        "mechanisms_added_us": {name: round(medians[name] - without, 2) for name in HOOK_MECHANISMS},
+        "steps_total_us": round(medians[list(HOOK_STEPS)[-1]] - bare, 2),
+        "new_runner_us": round(new_runner_us, 2),
+        "mechanisms_added_us": {name: round(medians[name] - bare, 2) for name in HOOK_MECHANISMS},
         "samples_us": {name: [round(value, 2) for value in values] for name, values in timings.items()},
     }
 

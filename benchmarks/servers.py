@@ -42,7 +42,9 @@ def command(server: str, app: str, port: int) -> list[str]:
     bind = f"127.0.0.1:{port}"
     gunicorn = [sys.executable, "-m", "gunicorn", "--workers", "1", "--bind", bind, "--graceful-timeout", "5"]
     if server == "gunicorn-sync":
-        return [*gunicorn, "--worker-class", "sync", f"{factory}()"]
+        # --threads 1: gunicorn.conf.py (loaded from the cwd) sets threads = 4, with which gunicorn
+        # runs `-k sync` as gthread workers.
+        return [*gunicorn, "--worker-class", "sync", "--threads", "1", f"{factory}()"]
     if server == "gunicorn-gthread":
         return [*gunicorn, "--worker-class", "gthread", "--threads", str(THREADS), f"{factory}()"]
     if server == "waitress":

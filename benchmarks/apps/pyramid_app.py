@@ -1,19 +1,25 @@
-"""The real application (``make_configurator``: container, hook, views) plus three bench routes.
+"""The real application (``make_configurator``: container, ``hooks``, views) plus three bench routes.
 
 - ``/bench/none``: the same small body, nothing deferred (the baseline);
 - ``/bench/naive``: the work run from ``request.add_finished_callback`` (before the body is sent);
 - ``/bench/runner``: the work deferred with ``request.deferred_task.defer()``.
 
-Servers call :func:`create_app`; the in-process overhead benchmark builds the app with and
-without the hook through :func:`make_app`.
+Servers call :func:`create_app`; the in-process overhead benchmark also builds a bare Pyramid
+app (no container, no add-on, no app tweens) with :func:`make_bare_app`.
+
+The add-on (``config.include("pyramid_deferred")``, through ``hooks``) reads its settings when
+the configuration commits, from the app's settings *and the environment*: both builders keep the
+caller's ``APP_DEFERRED_TASK_*`` variables out (:func:`addon_environ_hidden`), as
+``build_container(environ={})`` keeps out the app's own, so a bench measures ``production.ini``.
 """
 
 from __future__ import annotations
 
 import configparser
+import contextlib
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +27,11 @@ from pyramid.config import Configurator
 from pyramid.request import Request
 from pyramid.response import Response
 from pyramid.router import Router
+from pyramid_deferred import DeferredTaskRunner, DeferredTaskSettings
+from pyramid_deferred.settings import declared
 
-from app.deferred_task import DeferredTaskRunner
 from app.factory import build_container, make_configurator
 from benchmarks.apps.work import BODY, CONTENT_TYPE, Work
-from hooks.lifecycle import install_shutdown
 
 COST_MARGIN = 1.25
 """Each task declares a worst case 25 % above its sleep, as an honest view would."""
@@ -65,36 +71,57 @@ def runner_view(request: Request) -> Response:
     return _body()
 
 
-def add_bench_views(config: Configurator, *, hook: bool = True) -> None:
-    routes = [("bench_none", "/bench/none", none_view), ("bench_naive", "/bench/naive", naive_view)]
-    if hook:
-        routes.append(("bench_runner", "/bench/runner", runner_view))
-    for name, pattern, view in routes:
+def add_bench_views(config: Configurator) -> None:
+    for name, pattern, view in (
+        ("bench_none", "/bench/none", none_view),
+        ("bench_naive", "/bench/naive", naive_view),
+        ("bench_runner", "/bench/runner", runner_view),
+    ):
         config.add_route(name, pattern)
         config.add_view(view, route_name=name)
 
 
-def make_app(
-    settings: dict[str, Any], *, hook: bool = True, extra: Callable[[Configurator], None] | None = None
-) -> Router:
-    """The application as ``app.factory.create_app`` builds it; ``hook=False`` leaves out ``hooks`` only.
+ADDON_ENVIRON = tuple(decl.env for _, decl in declared(DeferredTaskSettings))
+"""The environment variables the add-on's settings read (they win over the .ini settings)."""
 
-    ``extra`` adds pieces to the app (the overhead benchmark adds the hook's parts one by one).
+
+@contextlib.contextmanager
+def addon_environ_hidden() -> Iterator[None]:
+    """While an app's configuration commits, the add-on does not see the caller's variables."""
+    hidden = {name: os.environ.pop(name) for name in ADDON_ENVIRON if name in os.environ}
+    try:
+        yield
+    finally:
+        os.environ.update(hidden)
+
+
+def make_app(settings: dict[str, Any]) -> Router:
+    """The application as ``app.factory.create_app`` builds it, plus the bench routes.
+
+    The add-on drains its hand-off worker at exit by itself (``config.include("pyramid_deferred")``).
     """
     container = build_container(settings, environ={})  # the caller's APP_* variables stay out
-    if hook:
-        config = make_configurator(settings, container)
-    else:
-        container.init_resources()
-        config = Configurator(settings=dict(settings))
-        config.registry.container = container
-        config.include("app.views")
+    config = make_configurator(settings, container)
+    add_bench_views(config)
+    with addon_environ_hidden():
+        app: Router = config.make_wsgi_app()
+    return app
+
+
+def make_bare_app(
+    settings: dict[str, Any] | None = None, *, extra: Callable[[Configurator], None] | None = None
+) -> Router:
+    """A bare Pyramid app: a ``Configurator`` with ``/bench/none`` and its view, nothing else.
+
+    ``extra`` adds pieces to it (the overhead benchmark: the add-on, or its parts one by one).
+    """
+    config = Configurator(settings=dict(settings or {}))
+    config.add_route("bench_none", "/bench/none")
+    config.add_view(none_view, route_name="bench_none")
     if extra is not None:
         extra(config)
-    add_bench_views(config, hook=hook)
-    app: Router = config.make_wsgi_app()
-    if hook:
-        install_shutdown(container, handle_sigterm=False)  # as create_app does: drain at exit
+    with addon_environ_hidden():
+        app: Router = config.make_wsgi_app()
     return app
 
 

@@ -157,18 +157,18 @@ def test_the_event_on_the_wire_is_what_metas_sdk_builds_for_the_same_event(
 ) -> None:
     """facebook-business's Event.normalize() is the reference: the same fields, the same hashes
     (its Normalize for em and ph; external_id handed to it hashed, as we send it)."""
-    from facebook_business.adobjects.serverside.action_source import (  # type: ignore[import-untyped]
+    from facebook_business.adobjects.serverside.action_source import (
         ActionSource,
     )
-    from facebook_business.adobjects.serverside.content import Content  # type: ignore[import-untyped]
-    from facebook_business.adobjects.serverside.custom_data import (  # type: ignore[import-untyped]
+    from facebook_business.adobjects.serverside.content import Content
+    from facebook_business.adobjects.serverside.custom_data import (
         CustomData,
     )
-    from facebook_business.adobjects.serverside.event import Event  # type: ignore[import-untyped]
-    from facebook_business.adobjects.serverside.normalize import (  # type: ignore[import-untyped]
+    from facebook_business.adobjects.serverside.event import Event
+    from facebook_business.adobjects.serverside.normalize import (
         Normalize,
     )
-    from facebook_business.adobjects.serverside.user_data import (  # type: ignore[import-untyped]
+    from facebook_business.adobjects.serverside.user_data import (
         UserData,
     )
 

@@ -131,7 +131,7 @@ def test_a_bad_access_token_is_reported_without_its_value() -> None:
 
 def test_the_default_graph_api_version_is_the_one_of_the_sdk_we_test_against() -> None:
     """Bump the facebook-business test dependency and API_VERSION together (docs/integrations.md)."""
-    from facebook_business import apiconfig  # type: ignore[import-untyped]
+    from facebook_business import apiconfig
 
     assert apiconfig.ads_api_config["API_VERSION"] == API_VERSION
     assert MetaSettings().events_url is None

@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from facebook_business.adobjects.serverside.normalize import Normalize  # type: ignore[import-untyped]
+from facebook_business.adobjects.serverside.normalize import Normalize
 
 from app.services.meta_hashing import (
     hash_email,
