@@ -11,9 +11,7 @@ from pyramid_deferred.core.log import ensure_notice_level
 
 from tests.secret_guard import GUARD
 
-# The installed package registers app.pytest_plugin through its pytest11 entry point; naming it
-# here too keeps this suite working in an environment installed before the entry point existed
-# (pytest registers a plugin once per name). pytester runs the plugin's own tests.
+# The add-on's pytest plugin is opt-in, as for any app that uses it; pytester runs plugin tests.
 pytest_plugins = ["pyramid_deferred.pytest_plugin", "pytester"]
 
 LAST_TEST_MODULE = "test_secrets_session.py"
@@ -34,7 +32,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 FIGURES = ("stress", "faults", "secrets")
-"""``record_property`` keys whose values the terminal summary shows (the README quotes them)."""
+"""``record_property`` keys whose values the terminal summary shows (docs/reliability.md quotes them)."""
 _figures: list[tuple[str, str, object]] = []
 
 

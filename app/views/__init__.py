@@ -1,4 +1,4 @@
-"""The application's routes: the demo home page and the example shop (README, "The example shop")."""
+"""The application's routes: the demo home page and the example shop (docs/example-shop.md)."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 and its own actions, Advisable AI's bookmark, remove_bookmark and rating signals.
 
 A controller defers each integration call with the service's ``max_cost_seconds``; the calls
-run after the response (see ``app.deferred_task``). Matomo differs: tracking calls are collected
+run after the response (see ``pyramid_deferred``). Matomo differs: tracking calls are collected
 during the request in the request's tracker, and one ``matomo.flush`` sends them all.
 """
 

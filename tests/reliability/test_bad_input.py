@@ -23,11 +23,12 @@ from tests.reliability.bad_input import (
     ACCEPTED,
     ARGUMENT_CASES,
     AS_UNSET,
+    DOC,
     ENV_ROWS,
     MISSING,
     PREFIXES,
-    README,
     REFUSED,
+    ROOT,
     VALUES,
     EnvRow,
     readme_section,
@@ -35,7 +36,7 @@ from tests.reliability.bad_input import (
     without,
 )
 
-GUNICORN_CONF = README.parent / "gunicorn.conf.py"
+GUNICORN_CONF = ROOT / "gunicorn.conf.py"
 SCRUBBED = ("APP_", "DEFERRED_TASK_", "WEB_CONCURRENCY", "PROMETHEUS_MULTIPROC_DIR")
 
 ENV_CASES = [
@@ -109,8 +110,8 @@ def test_every_variable_with_every_kind_of_invalid_value(
 def test_the_table_covers_every_variable_the_application_reads() -> None:
     """A new variable must get a row: compared with the names the code reads."""
     tried = {variable for row in ENV_ROWS for variable in row.variables}
-    sources = [README.parent / "gunicorn.conf.py", *README.parent.glob("config/*.py"),
-               *README.parent.glob("app/**/*.py"), *README.parent.glob("pyramid-deferred/src/**/*.py")]
+    sources = [ROOT / "gunicorn.conf.py", *ROOT.glob("config/*.py"),
+               *ROOT.glob("app/**/*.py"), *ROOT.glob("pyramid-deferred/src/**/*.py")]
     read = set()
     for path in sources:
         text = path.read_text()
@@ -159,6 +160,6 @@ def test_every_defer_argument_with_a_wrong_type_or_value_is_refused_at_the_call(
 
 
 def test_the_readme_table_is_what_these_tests_try() -> None:
-    assert readme_section(README.read_text()) == render(), (
-        "README.md's bad-input table is stale: run `python -m tests.reliability.bad_input --write`"
+    assert readme_section(DOC.read_text()) == render(), (
+        "docs/reliability.md's bad-input table is stale: run `python -m tests.reliability.bad_input --write`"
     )

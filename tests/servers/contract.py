@@ -175,7 +175,7 @@ EXPECTED_TRIGGERS: dict[str, dict[str, str]] = {
     "uwsgi": dict.fromkeys(_GUNICORN, "uwsgi"),
 }
 """Per server family and response: what runs the batch under the default strategy (auto).
-The README's server-support table is this table."""
+docs/servers.md's server-support table is this table."""
 
 
 @dataclass(frozen=True)

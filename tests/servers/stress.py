@@ -6,7 +6,7 @@ Each request to ``/probe/stress`` defers 1 to 5 tasks tagged with its request id
 first warm the server up (pools, caches, lazily started threads), then the run proper; the
 worker processes' RSS and thread count are read from ``/proc`` after each phase.
 
-``REQUESTS_PER_CLIENT`` is the one figure to change; the README's "Reliability" section says
+``REQUESTS_PER_CLIENT`` is the one figure to change; docs/reliability.md says
 what it was when the figures there were measured.
 """
 

@@ -2,7 +2,7 @@
 
 uWSGI 2.0 has no graceful signal: SIGTERM is a brutal reload (``--die-on-term``: a kill) and
 SIGINT a kill, and it skips atexit hooks in a busy worker, so a batch running in
-``after_req_hook`` then dies unlogged (the README says so). The graceful way is the master FIFO.
+``after_req_hook`` then dies unlogged (docs/servers.md says so). The graceful way is the master FIFO.
 """
 
 from __future__ import annotations

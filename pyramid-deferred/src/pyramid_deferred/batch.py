@@ -115,6 +115,7 @@ class RequestBatch:
             return None
         with logger.contextualize(request_id=self.request_id):
             report = self.runner.discard(reason)
+            self.runner.close()
             notify_observers(self, report)
             return report
 
@@ -135,5 +136,7 @@ class RequestBatch:
             except Exception:
                 deferred_task_logger.opt(exception=True).error("Deferred task run failed")
                 return None
+            finally:
+                self.runner.close()
             notify_observers(self, report)
             return report

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING
 
 from pyramid_deferred.core import DeferredTaskRunner
 from pyramid_deferred.core.handoff import HandOffWorker
 from pyramid_deferred.core.log import deferred_task_logger
+from pyramid_deferred.core.runner import OverrunWarnings
 from pyramid_deferred.dispatch import BatchDispatcher
 from pyramid_deferred.observers import ReportObserver
 from pyramid_deferred.settings import DeferredTaskSettings
@@ -24,12 +25,10 @@ if TYPE_CHECKING:
 HOOK_ATTR = "deferred_task_hook"
 
 
-class RunnerFactory(Protocol):
-    """Builds one request's runner; ``DeferredTaskRunner`` itself is the default."""
-
-    def __call__(
-        self, *, enabled: bool, budget_seconds: float, logger: Any, clock: Callable[[], float]
-    ) -> DeferredTaskRunner: ...
+RunnerFactory = Callable[..., DeferredTaskRunner]
+"""Builds one request's runner from ``DeferredTaskRunner``'s keyword arguments (``enabled``,
+``budget_seconds``, ``logger``, ``clock``, ``max_tasks``, ``overrun_warnings``);
+``DeferredTaskRunner`` itself is the default."""
 
 
 _factory_override: RunnerFactory | None = None
@@ -68,6 +67,7 @@ class DeferredTaskHook:
             logger=self.logger,
         )
         self.dispatcher = BatchDispatcher(strategy=settings.strategy, worker=self.worker)
+        self.overrun_warnings = OverrunWarnings()
 
     def new_runner(self) -> DeferredTaskRunner:
         factory = _factory_override or self.runner_factory
@@ -76,6 +76,8 @@ class DeferredTaskHook:
             budget_seconds=self.settings.budget_seconds,
             logger=self.logger,
             clock=self.clock,
+            max_tasks=self.settings.max_tasks,
+            overrun_warnings=self.overrun_warnings,
         )
 
 

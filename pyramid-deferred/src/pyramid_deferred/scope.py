@@ -50,4 +50,7 @@ def deferred_scope(runner: DeferredTaskRunner | None = None) -> Iterator[Deferre
         raise
     finally:
         _current.reset(token)
-        runner.run(request_failed=failed)
+        try:
+            runner.run(request_failed=failed)
+        finally:
+            runner.close()

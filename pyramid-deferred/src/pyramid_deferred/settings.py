@@ -87,6 +87,12 @@ class DeferredTaskSettings:
         doc="Seconds a request may live in all, counted from its start (a server's kill timeout); "
         "the budget shrinks to fit. Set for gunicorn sync workers by `pyramid_deferred.gunicorn`.",
     )
+    max_tasks: int = setting(
+        key="deferred_task.max_tasks", env="APP_DEFERRED_TASK_MAX_TASKS",
+        parse=int_parser(minimum=1, maximum=1_000_000), default=1000,
+        doc="Tasks one request (one run) may defer, nested ones included; beyond it `defer()` "
+        "refuses them, with one WARNING per run and a count in its report. Bounds memory.",
+    )
     strategy: str = setting(
         key="deferred_task.strategy", env="APP_DEFERRED_TASK_STRATEGY",
         parse=choice_parser(STRATEGIES), default="auto",

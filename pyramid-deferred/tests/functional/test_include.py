@@ -211,3 +211,28 @@ def test_a_failed_request_runs_only_its_always_tasks_after_the_error_response(ma
         app.get("/", params={"raise": "1"})
     get_hook(app.app.registry).worker.shutdown(grace_seconds=5)  # the safety net handed it off
     assert trail == ["audit", "audit"]
+
+
+def test_work_that_outlives_its_request_cannot_defer_into_it_silently(make_app):
+    """A thread the view started (or a pool thread) gets an error, never a queue nobody runs."""
+    kept: list[DeferredTaskRunner] = []
+
+    def view(request: Request) -> Response:
+        kept.append(request.deferred_task)
+        return Response("ok")
+
+    make_app(view).get("/")
+    errors: list[BaseException] = []
+
+    def later() -> None:
+        for attempt in (lambda: kept[0].defer(lambda: None, max_cost_seconds=1, name="a.late"),
+                        current_runner):
+            try:
+                attempt()
+            except (RuntimeError, NoRunnerError) as error:
+                errors.append(error)
+
+    thread = threading.Thread(target=later)
+    thread.start()
+    thread.join(timeout=5)
+    assert len(errors) == 2 and all("deferred_scope" in str(error) for error in errors)

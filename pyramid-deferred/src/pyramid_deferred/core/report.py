@@ -35,6 +35,8 @@ class RunReport(NamedTuple):
     elapsed_seconds: float = 0.0
     budget_seconds: float | None = None
     """The effective budget of this run (budget and ceiling combined); None means unlimited."""
+    refused: int = 0
+    """Tasks ``defer()`` refused beyond the runner's ``max_tasks`` (counted, not recorded one by one)."""
 
     def __str__(self) -> str:
         """The run's summary line. Log it as an argument (``logger.info("done {}", report)``):
@@ -44,6 +46,8 @@ class RunReport(NamedTuple):
             counts[result.outcome] += 1
         budget = "unlimited" if self.budget_seconds is None else f"{self.budget_seconds:.3f}s"
         outcomes = ", ".join(f"{count} {outcome}" for outcome, count in counts.items() if count)
+        if self.refused:
+            outcomes = f"{outcomes}, {self.refused} refused" if outcomes else f"{self.refused} refused"
         return f"in {self.elapsed_seconds:.3f}s of {budget} budget: {outcomes or 'no tasks'}"
 
     def _names(self, outcome: Outcome) -> tuple[str, ...]:

@@ -6,6 +6,7 @@ import heapq
 import itertools
 import math
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar
@@ -22,9 +23,43 @@ _Entry = tuple[int, int, DeferredTask]  # (-priority, sequence, task): heap orde
 _INF = math.inf
 _FLOAT_MAX = sys.float_info.max
 _MAX_KNOWN_NAMES = 4096
+DEFAULT_MAX_TASKS = 1000
+OVERRUN_WARNING_INTERVAL_SECONDS = 60.0
 _known_names: set[str] = set()
 """Names already validated: task names are a small static set (``meta.purchase``), so
 ``defer()`` checks each name's characters once per process, not once per call."""
+
+
+def is_interrupt(error: BaseException) -> bool:
+    """A signal to the process (Ctrl-C, a server's SystemExit), not a task's own failure.
+
+    Signals reach only the main thread: there, KeyboardInterrupt and SystemExit stop the run.
+    Anywhere else, whatever a task raises (those included) is that task's failure.
+    """
+    signal_like = isinstance(error, KeyboardInterrupt | SystemExit)
+    return signal_like and threading.current_thread() is threading.main_thread()
+
+
+class OverrunWarnings:
+    """At most one overrun WARNING per task name per interval, per process; the next one says
+    how many were held back (a task that always overruns must not flood the log)."""
+
+    def __init__(self, interval_seconds: float = OVERRUN_WARNING_INTERVAL_SECONDS) -> None:
+        self.interval_seconds = interval_seconds
+        self._last: dict[str, tuple[float, int]] = {}
+        self._lock = threading.Lock()
+
+    def should_warn(self, name: str, now: float) -> int | None:
+        """None to stay quiet; else the number of overruns held back since the last warning."""
+        with self._lock:
+            last = self._last.get(name)
+            if last is not None and now - last[0] < self.interval_seconds:
+                self._last[name] = (last[0], last[1] + 1)
+                return None
+            if last is None and len(self._last) >= _MAX_KNOWN_NAMES:
+                self._last.clear()
+            self._last[name] = (now, 0)
+            return 0 if last is None else last[1]
 
 
 def check_budget(budget_seconds: object, *, parameter: str = "budget_seconds") -> float:
@@ -55,10 +90,21 @@ class DeferredTaskRunner:
         budget_seconds: float = 10.0,
         logger: Logger = deferred_task_logger,
         clock: Clock = time.monotonic,
+        max_tasks: int = DEFAULT_MAX_TASKS,
+        overrun_warnings: OverrunWarnings | None = None,
     ) -> None:
+        """``overrun_warnings``: shared by an app's runners, so that the rate limit holds across
+        requests (the hook passes its own); by default each runner limits its own run."""
         if not isinstance(enabled, bool):
             raise TypeError(f"enabled must be a bool, got {type(enabled).__name__}")
+        if isinstance(max_tasks, bool) or not isinstance(max_tasks, int) or max_tasks < 1:
+            raise ValueError(f"max_tasks must be an int >= 1, got {max_tasks!r}")
         self._enabled = enabled
+        self._max_tasks = max_tasks
+        self._accepted = 0
+        self._refused = 0
+        self._closed = False
+        self._overrun_warnings = OverrunWarnings() if overrun_warnings is None else overrun_warnings
         self._budget_seconds = check_budget(budget_seconds)
         self._logger = logger
         self._clock = clock
@@ -91,7 +137,14 @@ class DeferredTaskRunner:
 
         ``max_cost_seconds`` is the worst case the budget relies on; ``always`` runs the task
         even when the request failed; ``unique`` replaces an already queued task of that name.
+        Beyond ``max_tasks`` in one run (a task that keeps deferring itself, say) a task is
+        refused: not queued, counted in the run's report, with one WARNING per run.
         """
+        if self._closed:
+            raise RuntimeError(
+                "this runner's tasks already ran (its request is over): a task deferred now would never "
+                "run. Outside a request, use `with pyramid_deferred.deferred_scope():`"
+            )
         if name is None:
             if not callable(task):
                 raise TypeError(f"task must be a zero-argument callable, got {type(task).__name__}")
@@ -114,9 +167,30 @@ class DeferredTaskRunner:
                 raise TypeError(f"unique must be a bool, got {type(unique).__name__}")
             if len(_known_names) < _MAX_KNOWN_NAMES:
                 _known_names.add(name)
+        if self._accepted >= self._max_tasks:
+            self._refuse(name)
+            return
+        self._accepted += 1
         if unique:
             self._remove(name, "replaced by a later unique task of the same name")
         heapq.heappush(self._queue, (-priority, next(self._sequence), item))
+
+    def _refuse(self, name: str) -> None:
+        self._refused += 1
+        if self._refused == 1:
+            self._logger.warning(
+                "Refused deferred task {}: this run already holds {} tasks (max_tasks); further tasks "
+                "are refused until it ends, and counted in its report",
+                name, self._max_tasks,
+            )
+
+    def close(self) -> None:
+        """The request is over: a later ``defer()`` raises instead of queuing work nobody runs."""
+        self._closed = True
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     def forget(self, name: str) -> int:
         """Cancel the queued tasks called ``name``; returns how many were cancelled."""
@@ -144,7 +218,7 @@ class DeferredTaskRunner:
         """
         if self._running:
             raise RuntimeError("run() is already running for this runner; tasks may defer(), not run()")
-        if not self._queue and not self._forgotten:
+        if not self._queue and not self._forgotten and not self._refused:
             return RunReport(budget_seconds=self._effective_budget(ceiling_seconds))
         limit = self._effective_budget(ceiling_seconds)
         results = self._forgotten  # a task that forgets or replaces during the run reports here too
@@ -154,7 +228,8 @@ class DeferredTaskRunner:
         finally:
             self._running = False
             self._forgotten = []
-        report = RunReport(tuple(results), elapsed, limit)
+            refused, self._refused, self._accepted = self._refused, 0, 0
+        report = RunReport(tuple(results), elapsed, limit, refused)
         # Formatted only if a sink takes INFO records: counting outcomes costs nothing otherwise.
         self._logger.info("Deferred tasks done {}", report)
         return report
@@ -170,12 +245,13 @@ class DeferredTaskRunner:
         self._queue.clear()
         results = self._forgotten + discarded
         self._forgotten = []
+        refused, self._refused, self._accepted = self._refused, 0, 0
         if discarded:
             self._logger.info(
                 "Discarded {} deferred task(s) ({}): {}",
                 len(discarded), ", ".join(result.name for result in discarded), reason,
             )
-        return RunReport(tuple(results), 0.0, None)
+        return RunReport(tuple(results), 0.0, None, refused)
 
     def _effective_budget(self, ceiling_seconds: float | None) -> float | None:
         """The spec's time-limit table: the tighter of budget and ceiling; 0 budget = no budget."""
@@ -215,7 +291,9 @@ class DeferredTaskRunner:
                 self._current = item
                 try:
                     task()
-                except Exception:
+                except BaseException as error:
+                    if is_interrupt(error):
+                        raise
                     end = clock()
                     append(TaskResult(name, priority, cost, Outcome.FAILED, end - now))
                     log.opt(exception=True).error("Deferred task {} failed after {:.3f}s", name, end - now)
@@ -231,10 +309,13 @@ class DeferredTaskRunner:
                     "Ran deferred task {} (priority {}, cost {}s) in {:.3f}s", name, priority, cost, duration
                 )
                 if duration > cost:
-                    log.warning(
-                        "Deferred task {} overran its declared cost: took {:.3f}s, declared {}s",
-                        name, duration, cost,
-                    )
+                    held_back = self._overrun_warnings.should_warn(name, end)
+                    if held_back is not None:
+                        log.warning(
+                            "Deferred task {} overran its declared cost: took {:.3f}s, declared {}s{}",
+                            name, duration, cost,
+                            f" ({held_back} more overruns of it since the last warning)" if held_back else "",
+                        )
             item = None
         except BaseException:
             abandoned = [entry[2].name for entry in sorted(queue)]

@@ -1,7 +1,7 @@
 """Prometheus metrics of deferred tasks, kept on a registry the application owns.
 
 Framework-free: the hook feeds :meth:`DeferredTaskMetrics.observe` one ``RunReport`` per request
-(``hooks/metrics.py``), and :func:`exposition` renders what a scrape gets. The registry is the
+(``pyramid_deferred.metrics``), and :func:`exposition` renders what a scrape gets. The registry is the
 container's, not prometheus-client's global one, so two apps (or two tests) never share counters.
 """
 
