@@ -1,4 +1,4 @@
-"""The checkout API through WebTest, asserted with the deferred_tasks fixture (pyramid_deferred.pytest_plugin).
+"""The checkout API through WebTest, asserted with the deferred_tasks fixture (pyramid_deferred's plugin).
 
 The integrations run in dry-run here (no credentials): they log their payloads and send nothing.
 """

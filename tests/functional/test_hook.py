@@ -79,7 +79,7 @@ def test_exception_escaping_pyramid_runs_always_tasks_once_and_discards_the_rest
 
 def test_head_requests_still_run_their_tasks_once(webapp, recorder):
     webapp.head("/probe/defer", params={"name": "a.head"})
-    # WebOb sends no body for HEAD: outside gunicorn the batch is handed off (see pyramid_deferred/dispatch.py).
+    # WebOb sends no body for HEAD: outside gunicorn the batch is handed off (pyramid_deferred.dispatch).
     assert eventually(lambda: "a.head" in recorder.events)
     assert recorder.events.count("a.head") == 1
 

@@ -59,6 +59,10 @@ class RequestBatch:
     """True once the run is attached to a trigger after the response; the safety net stays out."""
     context: contextvars.Context | None = None
     trigger: Trigger = Trigger.DIRECT
+    scheduled_at: float | None = None
+    """``clock()`` when the response left the app and the batch was attached to its trigger."""
+    run_started_at: float | None = None
+    """``clock()`` when the run began: minus ``scheduled_at``, the wait the response's delivery took."""
     _done: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -67,7 +71,10 @@ class RequestBatch:
             self.started = self.clock()
 
     def capture_context(self) -> None:
-        """Keep a copy of the current context, in which this batch's runner is the current one."""
+        """Keep a copy of the current context, in which this batch's runner is the current one.
+
+        Called when the response leaves the app: that moment is ``scheduled_at``."""
+        self.scheduled_at = self.clock()
         self.context = contextvars.copy_context()
         self.context.run(_current.set, self.runner)
 
@@ -129,6 +136,7 @@ class RequestBatch:
                     lambda: self.trigger,
                     lambda: ", ".join(self.pending_names()),
                 )
+            self.run_started_at = self.clock()
             try:
                 report = self.runner.run(
                     ceiling_seconds=self.ceiling_seconds(), request_failed=self.request_failed
