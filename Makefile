@@ -4,12 +4,12 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup bench-setup serve test lint check bench clean
+.PHONY: setup bench-setup browser-check serve test lint check bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e './pyramid-deferred[prometheus]'
+	$(PY) -m pip install --quiet -e './pyramid-deferred[prometheus,otel]'
 	$(PY) -m pip install --quiet -e '.[test]'
 	@# uWSGI compiles on install (gcc, Python headers): required under CI, optional elsewhere.
 	@$(PY) -m pip install --quiet -e '.[uwsgi]' || { \
@@ -25,11 +25,17 @@ $(VENV)/.bench-installed: $(VENV)/.installed
 
 bench-setup: $(VENV)/.bench-installed
 
+# The dashboard's browser test drives Debian's headless Chromium; it is never skipped.
+browser-check:
+	@command -v chromium >/dev/null || { \
+		echo "ERROR: the tests need Chromium (headless) for the dashboard's browser test; install it with:" >&2; \
+		echo "    sudo apt-get install -y chromium" >&2; exit 1; }
+
 serve: setup
 	$(VENV)/bin/pserve config/development.ini
 
 # pytest exits 5 when it collected nothing: that is a failure here, never a silent pass.
-test: setup
+test: setup browser-check
 	@$(PY) -m pytest $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "ERROR: pytest ran no tests" >&2; exit 1; fi; exit $$rc
 

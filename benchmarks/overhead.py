@@ -33,10 +33,9 @@ from pyramid.router import Router
 from pyramid.tweens import EXCVIEW, INGRESS
 from pyramid_deferred.core import DeferredTask, DeferredTaskRunner
 from pyramid_deferred.hook import HOOK_ATTR, DeferredTaskHook, get_hook
-from pyramid_deferred.request_id import REQUEST_ID_TWEEN
 from pyramid_deferred.settings import load_deferred_task_settings
-from pyramid_deferred.transactions import TM_OUTCOME_TWEEN, TM_TWEEN
-from pyramid_deferred.tween import DEFERRED_TASK_TWEEN, on_new_response
+from pyramid_deferred.transactions import TM_TWEEN
+from pyramid_deferred.tween import DEFERRED_TASK_TWEEN
 from webob import Request
 
 from benchmarks import logsetup
@@ -178,24 +177,15 @@ def _hook_state(config: Configurator) -> None:
     setattr(config.registry, HOOK_ATTR, DeferredTaskHook(settings))
 
 
-def _request_id_tween(config: Configurator) -> None:
+def _tween_without_request_id(config: Configurator) -> None:
+    config.registry.settings["deferred_task.request_id"] = "false"
     _hook_state(config)
-    config.add_tween(REQUEST_ID_TWEEN, under=INGRESS)
+    config.add_tween(DEFERRED_TASK_TWEEN, under=INGRESS, over=(TM_TWEEN, EXCVIEW))
 
 
-def _plus_deferred_task_tween(config: Configurator) -> None:
-    _request_id_tween(config)
-    config.add_tween(DEFERRED_TASK_TWEEN, under=(REQUEST_ID_TWEEN, INGRESS), over=(TM_TWEEN, EXCVIEW))
-
-
-def _plus_tm_outcome_tween(config: Configurator) -> None:
-    _plus_deferred_task_tween(config)
-    config.add_tween(TM_OUTCOME_TWEEN, under=(TM_TWEEN, DEFERRED_TASK_TWEEN), over=EXCVIEW)
-
-
-def _plus_subscriber(config: Configurator) -> None:
-    _plus_tm_outcome_tween(config)
-    config.add_subscriber(on_new_response, NewResponse)
+def _tween_with_request_id(config: Configurator) -> None:
+    _hook_state(config)
+    config.add_tween(DEFERRED_TASK_TWEEN, under=INGRESS, over=(TM_TWEEN, EXCVIEW))
 
 
 def _noop_subscriber_alone(config: Configurator) -> None:
@@ -207,14 +197,12 @@ def _reified_property_alone(config: Configurator) -> None:
 
 
 HOOK_STEPS: dict[str, Callable[[Configurator], None]] = {
-    "request_id_tween": _request_id_tween,
-    "deferred_task_tween": _plus_deferred_task_tween,
-    "tm_outcome_tween": _plus_tm_outcome_tween,
-    "newresponse_subscriber": _plus_subscriber,
+    "tween_without_request_id": _tween_without_request_id,
+    "tween_with_request_id": _tween_with_request_id,
 }
-"""The add-on's per-request pieces added to the bare app in the order
-``pyramid_deferred.registration.include`` registers them, each step adding one (its directives
-and the uWSGI hook cost a request nothing). The last step is the add-on's request path whole."""
+"""The add-on's per-request path is one tween (no subscriber, no request property): with
+``deferred_task.request_id = false``, then with the request id (its default). Its directives
+and the uWSGI hook cost a request nothing. The last step is the add-on's request path whole."""
 
 HOOK_MECHANISMS: dict[str, Callable[[Configurator], None]] = {
     "noop_newresponse_subscriber_alone": _noop_subscriber_alone,

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from loguru import logger
 from pyramid_deferred.core.log import CHANNEL, ensure_notice_level
+from pyramid_deferred.request_id import current_request_id
 
 if TYPE_CHECKING:
     from loguru import Record
@@ -30,6 +31,13 @@ _CONTROL_ESCAPES = {
     if code != ord("\t")
 }
 """Control characters and every character ``str.splitlines()`` breaks at, but the tab."""
+
+
+def patch_record(record: Record) -> None:
+    """The patcher of every record: the request's id, then one line (see :func:`one_line`)."""
+    if record["extra"].get("request_id", NO_REQUEST_ID) == NO_REQUEST_ID:
+        record["extra"]["request_id"] = current_request_id() or NO_REQUEST_ID
+    one_line(record)
 
 
 def one_line(record: Record) -> None:
@@ -65,7 +73,7 @@ def add_console_sink(level: str) -> int:
     """Reset loguru to one stderr sink at ``level`` (every channel); returns the sink's id."""
     ensure_notice_level()
     logger.remove()
-    logger.configure(extra={"channel": "app", "request_id": NO_REQUEST_ID}, patcher=one_line)
+    logger.configure(extra={"channel": "app", "request_id": NO_REQUEST_ID}, patcher=patch_record)
     return logger.add(sys.stderr, level=level, format=CONSOLE_FORMAT, backtrace=False, diagnose=False)
 
 

@@ -1,5 +1,5 @@
-"""The example app's own settings (logging, metrics on or off), declared like the add-on's:
-``pyramid_deferred.settings.setting`` drives their loading, errors, docs row and bad-input test.
+"""The example app's own settings (logging, metrics and dashboard on or off), declared like the
+add-on's: ``pyramid_deferred.settings.setting`` drives their loading, errors, docs row and bad-input test.
 The runner's settings (``deferred_task.*``) belong to the add-on.
 """
 
@@ -39,6 +39,11 @@ class AppSettings:
         key="metrics.enabled", env="APP_METRICS_ENABLED", parse=parse_bool, default=False,
         doc="Include `pyramid_deferred.metrics` (Prometheus at `metrics.path`); off unless asked "
         "for: the endpoint shows task names.",
+    )
+    dashboard_enabled: bool = setting(
+        key="dashboard.enabled", env="APP_DASHBOARD_ENABLED", parse=parse_bool, default=False,
+        doc="Include `pyramid_deferred.dashboard` (the live page at `dashboard.path`, with the "
+        "circuit breakers' panel); off unless asked for, and then it needs `dashboard.token`.",
     )
 
 

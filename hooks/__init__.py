@@ -1,5 +1,6 @@
-"""How this app plugs into Pyramid: the pyramid_deferred add-on, its metrics when enabled, the
-request's Matomo tracker, and closing the integrations' clients at exit.
+"""How this app plugs into Pyramid: the pyramid_deferred add-on, its tracing (spans once a tracer
+provider is set), its metrics and its live dashboard when enabled, the request's Matomo tracker,
+and closing the integrations' clients at exit.
 
 ``config.include("hooks")`` after ``config.registry.container`` is set (app/factory.py).
 """
@@ -19,8 +20,13 @@ def includeme(config: Configurator) -> None:
     # hand-off worker's last tasks still have their HTTP clients.
     atexit.register(container.integration_clients.shutdown)
     config.include("pyramid_deferred")
+    # Inert without opentelemetry-api or until a tracer provider is set (docs/observability.md).
+    config.include("pyramid_deferred.tracing")
     if container.config.app.metrics_enabled():
         config.include("pyramid_deferred.metrics")
+    if container.config.app.dashboard_enabled():
+        config.include("pyramid_deferred.dashboard")
+        config.add_deferred_dashboard_panel("Circuit breakers", lambda request: breaker_states(container))
     config.add_subscriber(start_request_scope, NewRequest)
 
 
@@ -35,3 +41,9 @@ def start_request_scope(event: NewRequest) -> None:
         reset = getattr(candidate, "reset", None)
         if reset is not None:
             reset()
+
+
+def breaker_states(container: Any) -> list[dict[str, object]]:
+    """The dashboard's panel: each service's circuit breaker, once the service was used."""
+    rows: list[dict[str, object]] = container.breaker_store().states()
+    return rows

@@ -9,6 +9,7 @@ import pytest
 from loguru import logger
 from pyramid_deferred.core.log import ensure_notice_level
 
+from config.logging import patch_record
 from tests.secret_guard import GUARD
 
 # The add-on's pytest plugin is opt-in, as for any app that uses it; pytester runs plugin tests.
@@ -31,7 +32,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: item.path.name == LAST_TEST_MODULE)
 
 
-FIGURES = ("stress", "faults", "secrets")
+FIGURES = ("stress", "faults", "secrets", "slow_reader")
 """``record_property`` keys whose values the terminal summary shows (docs/reliability.md quotes them)."""
 _figures: list[tuple[str, str, object]] = []
 
@@ -81,6 +82,7 @@ class LogCapture:
 @pytest.fixture
 def logs() -> Iterator[LogCapture]:
     ensure_notice_level()
+    logger.configure(patcher=patch_record)  # as the app's logging set-up does (config/logging.py)
     capture = LogCapture()
     handler_id = logger.add(capture, level=0, format="{message}")
     yield capture

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from pyramid_deferred.dashboard import DashboardSettings
 from pyramid_deferred.metrics import MetricsSettings
 from pyramid_deferred.settings import DeferredTaskSettings, settings_table
 
@@ -26,7 +27,7 @@ LIBRARY_README = ROOT / "pyramid-deferred" / "README.md"
 COMMAND = ".venv/bin/python -m tests.docs_tables --write"
 
 TABLES: dict[str, Callable[[], str]] = {
-    "add-on settings": lambda: settings_table(DeferredTaskSettings, MetricsSettings),
+    "add-on settings": lambda: settings_table(DeferredTaskSettings, MetricsSettings, DashboardSettings),
     "example app settings": lambda: settings_table(AppSettings),
 }
 """Each table's name (as its markers spell it) and what renders it."""

@@ -147,6 +147,11 @@ class ServiceBreaker:
         return self._breaker.current_state
 
     @property
+    def failure_count(self) -> int:
+        """Consecutive failures counted while closed."""
+        return self._storage.counter
+
+    @property
     def overhead_seconds(self) -> float:
         return self._storage.overhead_seconds
 

@@ -78,6 +78,7 @@ class BreakerStore:
         self._redis_timeout = redis_timeout
         self._health = RedisHealth(retry_after=redis_retry_after)
         self._prefix = namespace_prefix
+        self._handed_out: dict[str, ServiceBreaker] = {}
 
     @classmethod
     def from_settings(cls, settings: BreakerStoreSettings) -> BreakerStore:
@@ -108,7 +109,22 @@ class BreakerStore:
                 self._health,
                 redis_timeout=self._redis_timeout,
             )
-        return ServiceBreaker(service, settings, storage)
+        breaker = ServiceBreaker(service, settings, storage)
+        self._handed_out[service] = breaker
+        return breaker
+
+    def states(self) -> list[dict[str, object]]:
+        """Each breaker handed out so far (a service not used yet has none): its state, its
+        consecutive failures, and where the state lives. For the dashboard's panel."""
+        rows: list[dict[str, object]] = []
+        for service, breaker in sorted(self._handed_out.items()):
+            rows.append({
+                "service": service,
+                "state": breaker.current_state,
+                "failures": breaker.failure_count,
+                "state kept in": "Redis (shared by the workers)" if self.shared else "this process",
+            })
+        return rows
 
     def close(self) -> None:
         if self._redis is not None:

@@ -16,6 +16,8 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 from loguru import logger
+from pyramid.exceptions import URLDecodeError
+from pyramid.httpexceptions import HTTPBadRequest
 from pyramid.request import Request
 from pyramid.response import Response
 from pyramid.view import view_config, view_defaults
@@ -60,6 +62,12 @@ API_PREFIX = "/api/"
 MAX_PAGE_URL_CHARS = 2048
 MATOMO_FLUSH = "matomo.flush"
 MIN_STARS, MAX_STARS = 1, 5
+MAX_JSON_DEPTH = 16
+"""The API's bodies are flat objects; deeper nesting is refused before any field is read (so that
+no later ``str()``/``repr()`` of a field can hit the recursion limit either)."""
+BAD_URL = "the URL is not valid UTF-8"
+BODY_TOO_DEEP = f"the body is nested deeper than {MAX_JSON_DEPTH} levels"
+BODY_NOT_JSON = "the body is not valid JSON"
 
 log = logger.bind(channel="app")
 
@@ -73,10 +81,49 @@ class ApiError(Exception):
         self.message = message
 
 
+class UnreadableRequest(ApiError):
+    """A request the shop cannot read: a body that is not JSON or is nested too deeply. 400, and one
+    INFO line (a fixed message: nothing the client sent is logged)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(400, message)
+
+
 @view_config(context=ApiError, renderer="json")
 def api_error(exc: ApiError, request: Request) -> dict[str, str]:
+    if isinstance(exc, UnreadableRequest):
+        log_refused(request, exc.message)
     request.response.status_int = exc.status
     return {"error": exc.message}
+
+
+@view_config(context=URLDecodeError)
+def undecodable_url(exc: URLDecodeError, request: Request) -> Response:
+    """A URL whose %-escapes are not UTF-8: 400 before any view runs, whether Pyramid raised while
+    matching the path (``/products/%ff``) or :class:`FrontController` found the query string
+    undecodable (``/search?q=%ff``). An API path gets the API's error shape, a page a plain 400
+    page. Nothing is deferred: no controller ran. The request's own path is not read here (WebOb
+    would raise again): the prefix is checked on the WSGI environ's undecoded path."""
+    log_refused(request, BAD_URL)
+    if is_api_path(request.environ):
+        response: Response = request.response
+        response.status_int = 400
+        response.content_type = "application/json"
+        response.text = json.dumps({"error": BAD_URL})
+        return response
+    return HTTPBadRequest(BAD_URL)
+
+
+def log_refused(request: Request, reason: str) -> None:
+    route = getattr(request, "matched_route", None)
+    log.info("request refused (400) on {}: {}", route.name if route is not None else "no route", reason)
+
+
+def is_api_path(environ: dict[str, Any]) -> bool:
+    """The JSON API, by the undecoded path (``SCRIPT_NAME`` + ``PATH_INFO``): readable even when
+    the path's bytes are not UTF-8."""
+    path = str(environ.get("SCRIPT_NAME", "")) + str(environ.get("PATH_INFO", ""))
+    return path.startswith(API_PREFIX)
 
 
 class FrontController:
@@ -86,6 +133,7 @@ class FrontController:
         self.request = request
         self.container: Container = request.registry.container
         self.shop: Shop = self.container.shop()
+        require_decodable_query(request)
 
     @property
     def runner(self) -> DeferredTaskRunner:
@@ -145,7 +193,7 @@ class FrontController:
     @property
     def is_page_request(self) -> bool:
         """An HTML page of the shop, as opposed to a call to its JSON API made by a page."""
-        return not self.request.path.startswith(API_PREFIX)
+        return not is_api_path(self.request.environ)
 
     @cached_property
     def page_url(self) -> str:
@@ -385,18 +433,31 @@ class FrontController:
         return response
 
     def json_body(self) -> dict[str, Any]:
-        """The request's JSON object. Only ``application/json`` is accepted: a cross-site HTML
-        form cannot send it, so the API's POSTs need no CSRF token."""
+        """The request's JSON object, read once per request: every API view reads its body here.
+        Only ``application/json`` is accepted: a cross-site HTML form cannot send it, so the
+        API's POSTs need no CSRF token. Invalid JSON, or nesting deeper than ``MAX_JSON_DEPTH``
+        (including a body deep enough to exhaust the parser's recursion), is a 400."""
+        body = self._json_body
+        if isinstance(body, ApiError):
+            raise body
+        return body
+
+    @cached_property
+    def _json_body(self) -> dict[str, Any] | ApiError:
         if self.request.content_type != "application/json":
-            raise ApiError(415, "send a JSON object with Content-Type: application/json")
+            return ApiError(415, "send a JSON object with Content-Type: application/json")
         if not self.request.body:
             return {}
         try:
             body = json.loads(self.request.body)
+        except RecursionError:
+            return UnreadableRequest(BODY_TOO_DEEP)
         except ValueError:
-            raise ApiError(400, "the body is not valid JSON") from None
+            return UnreadableRequest(BODY_NOT_JSON)
+        if nested_deeper_than(body, MAX_JSON_DEPTH):
+            return UnreadableRequest(BODY_TOO_DEEP)
         if not isinstance(body, dict):
-            raise ApiError(400, "the body must be a JSON object")
+            return ApiError(400, "the body must be a JSON object")
         return body
 
     def product_or_404(self, product_id: str) -> Product:
@@ -434,6 +495,29 @@ class FrontApi(FrontController):
         self.session.rate(product.id, stars)
         self.ai_signal(SignalType.RATING, product, value=stars)
         return {"product": product.id, "stars": stars}
+
+
+def require_decodable_query(request: Request) -> None:
+    """Raise :class:`URLDecodeError` (answered by :func:`undecodable_url`) when the query string's
+    %-escapes are not UTF-8: WebOb would raise UnicodeDecodeError at the first ``params`` read."""
+    try:
+        request.GET  # noqa: B018 - decodes the whole query string
+    except UnicodeDecodeError as exc:
+        raise URLDecodeError(exc.encoding, exc.object, exc.start, exc.end, exc.reason) from None
+
+
+def nested_deeper_than(value: object, limit: int) -> bool:
+    """Whether a parsed JSON value has lists/objects nested more than ``limit`` deep (iterative:
+    no recursion however deep the value)."""
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > limit:
+                return True
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 def whole_number(value: object, name: str, minimum: int, maximum: int) -> int:

@@ -9,20 +9,26 @@ from pyramid.request import Request
 from pyramid.response import Response
 from pyramid.view import view_config
 from pyramid_deferred import DeferredTaskRunner
+from pyramid_deferred.dashboard import dashboard_url
 
-PAGE = """<!doctype html>
-<html><head><meta charset="utf-8"><title>Deferred task runner</title></head>
-<body><h1>Deferred task runner</h1>
-<p>This page deferred a task named <code>demo.page_view</code>; it runs after you received this page.
-See <code>logs/deferred_task.log</code> (at DEFERRED_TASK_LOG_THRESHOLD=DEBUG) and the console.</p>
+from app.views import layout
+
+BODY = """<p>This page deferred a task named <code>demo.page_view</code>: it ran after you received
+this page.</p>
+{live}
 <p>The example shop defers its integration calls (Meta Conversions API, Advisable AI, Manago,
 Matomo; dry-run without credentials: the payloads are logged at INFO):
 <a href="/products">products</a>, <a href="/vendors">vendors</a>, <a href="/search?q=coffee">a search</a>,
 <a href="/order">the cart and checkout</a> (card 4000000000000002 is declined: always, unique, forget
-and the failed-request rule), <a href="/register">registration</a>.
-<a href="/metrics">/metrics</a> when APP_METRICS_ENABLED is on (development.ini).</p>
-</body></html>
+and the failed-request rule), <a href="/register">registration</a>.</p>
+<p>The DEFERRED_TASK log channel: <code>logs/deferred_task.log</code> (at DEFERRED_TASK_LOG_THRESHOLD=DEBUG)
+and the console; <a href="/metrics">/metrics</a> when APP_METRICS_ENABLED is on (development.ini).</p>
 """
+LIVE_TIP = (
+    '<p class="tip">Open <a href="{url}" target="deferred-tasks">the live page of deferred tasks</a> next to '
+    "this one, then click <em>Add to cart</em> on a product: its tasks show up there, on a timeline that "
+    "starts when the response left.</p>"
+)
 
 
 def record_page_view(path: str, requested_at: float) -> None:
@@ -42,7 +48,9 @@ def home(request: Request) -> Response:
         priority=DeferredTaskRunner.PRIORITY_LOW,
         name="demo.page_view",
     )
-    return Response(PAGE, content_type="text/html")
+    url = dashboard_url(request.registry)
+    live = LIVE_TIP.format(url=layout.escape(url)) if url is not None else ""
+    return Response(layout.page("Deferred task runner", BODY.format(live=live)), content_type="text/html")
 
 
 @view_config(route_name="health", renderer="json")

@@ -1,4 +1,5 @@
-"""What the bad-input tests try, as data: every environment variable and every ``defer()`` argument.
+"""What the bad-input tests try, as data: every environment variable, every ``defer()`` argument, and
+HTTP requests the shop cannot read.
 
 ``tests/reliability/test_bad_input.py`` runs every case and checks that the table in
 docs/reliability.md is this module's rendering, so the table cannot drift from what was tried:
@@ -14,6 +15,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from app.views.front import BAD_URL, BODY_TOO_DEEP
 from tests.integration.services import credentials
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,6 +46,7 @@ MANAGO_LIVE = {
 }
 MATOMO_LIVE = {"MATOMO_URL": "https://matomo.example", "MATOMO_TOKEN_AUTH": credentials.MATOMO_TOKEN_AUTH}
 METRICS_ON = {"APP_METRICS_ENABLED": "true"}
+DASHBOARD_ON = {"APP_DASHBOARD_ENABLED": "true", "APP_DASHBOARD_TOKEN": "a-dashboard-token-of-32-characters"}
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,13 @@ ENV_ROWS: tuple[EnvRow, ...] = (
     EnvRow("metrics", ("APP_METRICS_PATH",), ALL_REFUSED, companions=METRICS_ON),
     EnvRow("metrics", ("PROMETHEUS_MULTIPROC_DIR",), ALL_REFUSED, companions=METRICS_ON,
            note="with metrics on: must be an existing writable directory"),
+    EnvRow("dashboard", ("APP_DASHBOARD_ENABLED",), ALL_REFUSED),
+    EnvRow("dashboard", ("APP_DASHBOARD_PATH",), ALL_REFUSED, companions=DASHBOARD_ON),
+    EnvRow("dashboard", ("APP_DASHBOARD_TOKEN",), {**ALL_REFUSED, "huge": ACCEPTED}, companions=DASHBOARD_ON,
+           secret=True, note="16-512 printable characters without spaces; empty: refused while "
+                             "`dashboard.require_token` is on; the value is never echoed"),
+    EnvRow("dashboard", ("APP_DASHBOARD_REQUIRE_TOKEN", "APP_DASHBOARD_RECENT_RUNS",
+                         "APP_DASHBOARD_MAX_TASK_NAMES"), ALL_REFUSED, companions=DASHBOARD_ON),
     EnvRow("services", ("META_PIXEL_ID",), ALL_REFUSED, companions=META_LIVE,
            note="empty: the token alone is refused (both or neither)"),
     EnvRow("services", ("META_ACCESS_TOKEN", "ADVISABLE_AI_API_KEY", "MANAGO_API_KEY", "MANAGO_API_SECRET",
@@ -167,6 +177,53 @@ ARGUMENT_CASES: tuple[ArgumentCase, ...] = (
 or values; ``forget(name)`` gets the ``name`` cases too."""
 
 
+DEEP_BODY = "[" * 1000 + "]" * 1000
+"""2 kB of JSON nested 1,000 deep: ``json.loads`` raises RecursionError."""
+SHALLOW_DEEP_BODY = '{"product_id": ' + "[" * 16 + "]" * 16 + "}"
+"""17 levels: parses, but deeper than the API's limit (``MAX_JSON_DEPTH``)."""
+API, PAGE = "API error", "400 page"
+"""Answers: 400 with ``{"error": message}`` (JSON), or a plain 400 page with the message."""
+
+
+@dataclass(frozen=True)
+class RequestCase:
+    """An HTTP request the shop cannot read: 400, nothing deferred, one INFO line."""
+
+    method: str
+    path: str
+    """As sent on the wire (%-escaped)."""
+    body: str | None
+    answer: str
+    message: str
+
+    @property
+    def body_label(self) -> str:
+        if self.body is None:
+            return "(none)"
+        if self.body == DEEP_BODY:
+            return f"`[` x 1000 then `]` x 1000 ({len(self.body):,} bytes)"
+        if self.body == SHALLOW_DEEP_BODY:
+            return f"`{{\"product_id\": [[…]]}}` ({self.body.count('[') + 1} levels)"
+        return f"`{self.body}`"
+
+
+REQUEST_CASES: tuple[RequestCase, ...] = (
+    *(RequestCase("POST", path, DEEP_BODY, API, BODY_TOO_DEEP)
+      for path in ("/api/cart/items", "/api/checkout", "/api/customers", "/api/ratings/wool-hat",
+                   "/api/bookmarks/wool-hat")),
+    RequestCase("POST", "/api/cart/items", SHALLOW_DEEP_BODY, API, BODY_TOO_DEEP),
+    RequestCase("GET", "/search?q=%ff", None, PAGE, BAD_URL),
+    RequestCase("GET", "/products/%ff", None, PAGE, BAD_URL),
+    RequestCase("GET", "/vendors/%ff", None, PAGE, BAD_URL),
+    RequestCase("POST", "/api/bookmarks/%ff", "{}", API, BAD_URL),
+    RequestCase("DELETE", "/api/bookmarks/%ff", None, API, BAD_URL),
+    RequestCase("DELETE", "/api/cart/items/%ff", None, API, BAD_URL),
+    RequestCase("GET", "/api/cart?x=%ff", None, API, BAD_URL),
+)
+"""Bodies that exhaust the JSON parser's recursion (or the API's depth limit) and URLs whose
+%-escapes are not UTF-8 (WebOb raises UnicodeDecodeError reading them), each once."""
+
+
 def env_table() -> str:
     lines = [
         "| group | variable | " + " | ".join(f"{kind}: `{_cell(value)}`" for kind, value in VALUES.items())
@@ -191,6 +248,13 @@ def argument_table() -> str:
     return "\n".join(lines)
 
 
+def request_table() -> str:
+    lines = ["| request | body | answer (400) |", "|---|---|---|"]
+    for case in REQUEST_CASES:
+        lines.append(f"| `{case.method} {case.path}` | {case.body_label} | {case.answer}: {case.message} |")
+    return "\n".join(lines)
+
+
 def render() -> str:
     variables = sum(len(row.variables) for row in ENV_ROWS)
     tried = variables * len(VALUES)
@@ -210,6 +274,12 @@ def render() -> str:
         "the call with the error below and nothing queued; `forget()` gets the `name` cases.",
         "",
         argument_table(),
+        "",
+        f"HTTP: {len(REQUEST_CASES)} requests the shop cannot read, each answered 400 (the API's "
+        "`{\"error\": ...}`, a plain 400 page for HTML pages) before any controller deferred anything, "
+        "with one INFO line `request refused (400) on <route>: <reason>`.",
+        "",
+        request_table(),
         END_MARKER,
     ])
 

@@ -1,5 +1,5 @@
-"""Bad input: every environment variable and every ``defer()`` argument of ``tests/reliability/bad_input.py``,
-and the README's table, which must be that module's rendering."""
+"""Bad input: every environment variable, every ``defer()`` argument and every unreadable HTTP request
+of ``tests/reliability/bad_input.py``, and the README's table, which must be that module's rendering."""
 
 from __future__ import annotations
 
@@ -16,21 +16,29 @@ from pyramid.router import Router
 from pyramid_deferred.core import DeferredTaskRunner
 from pyramid_deferred.hook import get_hook
 from pyramid_deferred.metrics import METRICS_ATTR, METRICS_ROUTE
+from pyramid_deferred.testing import DeferredTaskCapture
+from webtest import TestApp
 
 from app.factory import build_container, make_configurator
 from containers import Container
+from tests.conftest import LogCapture
+from tests.functional.shop import BROWSER
 from tests.reliability.bad_input import (
     ACCEPTED,
+    API,
     ARGUMENT_CASES,
     AS_UNSET,
     DOC,
     ENV_ROWS,
     MISSING,
+    PAGE,
     PREFIXES,
     REFUSED,
+    REQUEST_CASES,
     ROOT,
     VALUES,
     EnvRow,
+    RequestCase,
     readme_section,
     render,
     without,
@@ -157,6 +165,51 @@ def test_every_defer_argument_with_a_wrong_type_or_value_is_refused_at_the_call(
     if case.argument == "name":
         with pytest.raises(case.error, match="name"):
             runner.forget(value)
+
+
+@pytest.fixture
+def shop(tmp_path) -> Iterator[TestApp]:
+    container = build_container({"deferred_task.log_path": str(tmp_path / "deferred_task.log")}, environ={})
+    container.logging.override(providers.Resource(no_logging_setup))
+    router = make_configurator({"deferred_task.log_path": str(tmp_path / "deferred_task.log")},
+                               container).make_wsgi_app()
+    yield TestApp(router, extra_environ=BROWSER)
+    get_hook(router.registry).worker.shutdown(grace_seconds=5)
+    container.shutdown_resources()
+
+
+REQUESTS = [
+    pytest.param(case, id=f"{case.method} {case.path} {len(case.body or '')}B") for case in REQUEST_CASES
+]
+
+
+@pytest.mark.parametrize("case", REQUESTS)
+def test_every_unreadable_request_is_a_400_with_nothing_deferred_and_one_info_line(
+    case: RequestCase, shop: TestApp, deferred_tasks: DeferredTaskCapture, logs: LogCapture
+) -> None:
+    body = case.body.encode() if case.body is not None else b""
+    answer = shop.request(case.path, method=case.method, body=body, content_type="application/json",
+                          expect_errors=True)
+
+    assert answer.status_int == 400
+    if case.answer == API:
+        assert answer.json == {"error": case.message}
+    else:
+        assert case.answer == PAGE
+        assert answer.content_type != "application/json" and case.message in answer.text
+    deferred_tasks.assert_nothing_deferred()
+    assert logs.at("INFO") == [f"request refused (400) on {_route(case)}: {case.message}"]
+
+
+ROUTES = {"/api/cart/items": "cart_items", "/api/checkout": "checkout", "/api/customers": "customers",
+          "/api/ratings/wool-hat": "rating", "/api/bookmarks/wool-hat": "bookmark", "/search": "search",
+          "/api/cart": "cart"}
+
+
+def _route(case: RequestCase) -> str:
+    """The route the log line names: none when the path itself could not be decoded for matching."""
+    path = case.path.split("?")[0]
+    return "no route" if "%ff" in path else ROUTES[path]
 
 
 def test_the_readme_table_is_what_these_tests_try() -> None:

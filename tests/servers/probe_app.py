@@ -45,7 +45,9 @@ LARGE_BODY = b"L" * (1 << 20)
 STREAM_CHUNK = b"c" * 1000
 STREAM_CHUNKS = 64
 STREAMED_BODY = STREAM_CHUNK * STREAM_CHUNKS
-BODIES = {"small": SMALL_BODY, "large": LARGE_BODY, "stream": STREAMED_BODY}
+SLOW_READER_BODY = b"R" * (2 << 20)
+"""2 MiB: more than loopback's socket buffers hold for a client that reads slowly."""
+BODIES = {"small": SMALL_BODY, "large": LARGE_BODY, "stream": STREAMED_BODY, "2MiB": SLOW_READER_BODY}
 ISOLATION_TASKS = 3
 EDGE_BODY = b"0123456789" * 10
 EDGE_ETAG = "probe-etag"
@@ -155,7 +157,7 @@ def sleep_view(request: Request) -> Response:
 
     Marker ``<rid>`` (``<rid>-<n>`` for n > 0) is written when a task ends, ``<rid>.started``
     when the first one begins. ``cost`` is each task's declared cost (default seconds + 1);
-    ``size`` picks the body: small (100 B), large (1 MiB) or stream (no Content-Length).
+    ``size`` picks the body: small (100 B), large (1 MiB), 2MiB or stream (no Content-Length).
     """
     rid = _query_str(request, "rid")
     seconds = float(request.GET.get("seconds", "1.5"))

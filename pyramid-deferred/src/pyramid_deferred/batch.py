@@ -63,6 +63,9 @@ class RequestBatch:
     """``clock()`` when the response left the app and the batch was attached to its trigger."""
     run_started_at: float | None = None
     """``clock()`` when the run began: minus ``scheduled_at``, the wait the response's delivery took."""
+    notes: dict[str, object] = field(default_factory=dict)
+    """What add-ons note about the request for the observers, which never see the request
+    (``pyramid_deferred.tracing``: the request's span; ``pyramid_deferred.dashboard``: its line)."""
     _done: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
 

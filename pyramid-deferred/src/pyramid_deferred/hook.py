@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pyramid_deferred.core import DeferredTaskRunner
 from pyramid_deferred.core.handoff import HandOffWorker
@@ -68,17 +68,27 @@ class DeferredTaskHook:
         )
         self.dispatcher = BatchDispatcher(strategy=settings.strategy, worker=self.worker)
         self.overrun_warnings = OverrunWarnings()
+        self._prototype: DeferredTaskRunner | None = None
 
     def new_runner(self) -> DeferredTaskRunner:
         factory = _factory_override or self.runner_factory
-        return factory(
-            enabled=self.settings.enabled,
-            budget_seconds=self.settings.budget_seconds,
-            logger=self.logger,
-            clock=self.clock,
-            max_tasks=self.settings.max_tasks,
-            overrun_warnings=self.overrun_warnings,
-        )
+        if factory is DeferredTaskRunner:  # the default: copy a checked prototype
+            prototype = self._prototype
+            if prototype is None or prototype.clock_is_not(self.clock):
+                self._prototype = prototype = factory(**self.runner_options())
+            return prototype.spawn()
+        return factory(**self.runner_options())
+
+    def runner_options(self) -> dict[str, Any]:
+        """``DeferredTaskRunner``'s keyword arguments for this app's runners."""
+        return {
+            "enabled": self.settings.enabled,
+            "budget_seconds": self.settings.budget_seconds,
+            "logger": self.logger,
+            "clock": self.clock,
+            "max_tasks": self.settings.max_tasks,
+            "overrun_warnings": self.overrun_warnings,
+        }
 
 
 def get_hook(registry: Registry) -> DeferredTaskHook:

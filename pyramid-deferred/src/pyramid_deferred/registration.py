@@ -4,17 +4,15 @@
 from __future__ import annotations
 
 from pyramid.config import PHASE2_CONFIG, Configurator
-from pyramid.events import NewResponse
 from pyramid.tweens import EXCVIEW, INGRESS
 
 from pyramid_deferred import uwsgi as uwsgi_trigger
 from pyramid_deferred.hook import HOOK_ATTR, DeferredTaskHook, RunnerFactory, get_hook
 from pyramid_deferred.lifecycle import install_shutdown
 from pyramid_deferred.observers import add_deferred_task_observer
-from pyramid_deferred.request_id import REQUEST_ID_TWEEN
 from pyramid_deferred.settings import load_deferred_task_settings
-from pyramid_deferred.transactions import TM_OUTCOME_TWEEN, TM_TWEEN
-from pyramid_deferred.tween import DEFERRED_TASK_TWEEN, on_new_response
+from pyramid_deferred.transactions import TM_TWEEN
+from pyramid_deferred.tween import DEFERRED_TASK_TWEEN
 
 
 def set_deferred_task_runner_factory(config: Configurator, factory: RunnerFactory) -> None:
@@ -34,11 +32,9 @@ def include(config: Configurator) -> None:
     configuration commits) the app's :class:`DeferredTaskHook` built from its settings."""
     config.add_directive("add_deferred_task_observer", add_deferred_task_observer)
     config.add_directive("set_deferred_task_runner_factory", set_deferred_task_runner_factory)
-    config.add_tween(REQUEST_ID_TWEEN, under=INGRESS)
-    # Outside pyramid_tm (whose outcome it must know) and exception views (it sees their response).
-    config.add_tween(DEFERRED_TASK_TWEEN, under=(REQUEST_ID_TWEEN, INGRESS), over=(TM_TWEEN, EXCVIEW))
-    config.add_tween(TM_OUTCOME_TWEEN, under=(TM_TWEEN, DEFERRED_TASK_TWEEN), over=EXCVIEW)
-    config.add_subscriber(on_new_response, NewResponse)
+    # One tween, outside pyramid_tm (whose outcome it must know) and exception views (it sees
+    # their response); no subscriber: any subscriber makes Pyramid notify four events per request.
+    config.add_tween(DEFERRED_TASK_TWEEN, under=INGRESS, over=(TM_TWEEN, EXCVIEW))
     registry = config.registry
 
     def register() -> None:

@@ -9,6 +9,7 @@ Outside of both, :func:`current_runner` raises instead of handing out a runner n
 from __future__ import annotations
 
 import contextlib
+import sys
 from collections.abc import Iterator
 from contextvars import ContextVar
 
@@ -29,11 +30,24 @@ class NoRunnerError(RuntimeError):
 
 
 def current_runner() -> DeferredTaskRunner:
-    """The runner of the request being handled (or of the enclosing :func:`deferred_scope`)."""
+    """The runner of the request being handled (or of the enclosing :func:`deferred_scope`).
+
+    Past the tween (response callbacks, ``NewResponse`` subscribers, finished callbacks), the
+    request is still Pyramid's current request: its runner is found through it.
+    """
     runner = _current.get()
     if runner is None:
-        raise NoRunnerError(NO_RUNNER)
+        runner = _runner_of_pyramid_s_current_request()
+        if runner is None:
+            raise NoRunnerError(NO_RUNNER)
     return runner
+
+
+def _runner_of_pyramid_s_current_request() -> DeferredTaskRunner | None:
+    threadlocal = sys.modules.get("pyramid.threadlocal")  # no request without Pyramid loaded
+    request = threadlocal.get_current_request() if threadlocal is not None else None
+    runner = getattr(request, "deferred_task", None)
+    return runner if isinstance(runner, DeferredTaskRunner) else None
 
 
 @contextlib.contextmanager

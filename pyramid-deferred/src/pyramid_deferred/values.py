@@ -112,3 +112,34 @@ parse_url_path: Parser[str] = Parser(
     "an absolute URL path such as /metrics (letters, digits and / . _ - ~, at most 200 characters)",
     _url_path,
 )
+
+
+MIN_TOKEN_CHARS, MAX_TOKEN_CHARS = 16, 512
+
+
+class SecretParser(Parser[T]):
+    """A parser whose errors never show the value (a token, a password): only its source."""
+
+    def __call__(self, raw: str, source: str) -> T:
+        try:
+            return self.convert(raw)
+        except Rejected as why:
+            raise ConfigError(f"{source} (value hidden) {why}; allowed: {self.allowed}") from None
+
+
+def _token(raw: str) -> str:
+    value = raw.strip()
+    if not value:
+        return ""
+    if not (value.isascii() and value.isprintable()) or any(c.isspace() for c in value):
+        raise Rejected("is not allowed")
+    if not MIN_TOKEN_CHARS <= len(value) <= MAX_TOKEN_CHARS:
+        raise Rejected("has the wrong length")
+    return value
+
+
+parse_token: Parser[str] = SecretParser(
+    f"empty (no token), or {MIN_TOKEN_CHARS} to {MAX_TOKEN_CHARS} printable ASCII characters without "
+    "spaces (a random one: `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)",
+    _token,
+)

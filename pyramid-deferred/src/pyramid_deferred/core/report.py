@@ -23,6 +23,8 @@ class TaskResult(NamedTuple):
     outcome: Outcome
     duration_seconds: float | None = None
     """Measured time for executed and failed tasks; None for tasks that never started."""
+    error: BaseException | None = None
+    """What a failed task raised (for observers: tracing records it); None for any other outcome."""
 
 
 class RunReport(NamedTuple):

@@ -50,14 +50,16 @@ class DeferredTaskMetrics:
             buckets=BUDGET_RATIO_BUCKETS, registry=registry,
         )
         self.tasks_per_request = Histogram(
-            "deferred_tasks_per_request", "Tasks one request deferred, whatever became of them",
+            "deferred_tasks_per_request",
+            "Tasks deferred by each request that deferred any, whatever became of them",
             buckets=TASKS_PER_REQUEST_BUCKETS, registry=registry,
         )
         self._handoff_queue: Gauge | None = None
         self._lock = threading.Lock()
 
     def observe(self, report: RunReport) -> None:
-        """Record one request's run (a request that deferred nothing counts as 0 tasks)."""
+        """Record one request's run (requests that deferred nothing are never observed: they cost
+        the hook nothing)."""
         self.tasks_per_request.observe(len(report.results))
         if not report.results:
             return

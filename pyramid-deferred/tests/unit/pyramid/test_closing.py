@@ -71,3 +71,39 @@ def test_wrapping_keeps_the_content_length():
     response = Response(body=b"0123456789")
     wrap_app_iter(response, lambda delivered: None)
     assert response.content_length == 10 and isinstance(response.app_iter, ClosingIterable)
+
+
+class OrderedBody(Body):
+    """A body whose close() is recorded in the same list as on_close's calls."""
+
+    def __init__(self, chunks: list[bytes], events: list[str], *, fails: bool = False) -> None:
+        super().__init__(chunks)
+        self.events = events
+        self.fails = fails
+
+    def close(self) -> None:
+        self.events.append("body closed")
+        if self.fails:
+            raise OSError("file already gone")
+
+
+def test_the_original_body_is_closed_before_on_close_runs_the_batch():
+    events: list[str] = []
+    wrapped = ClosingIterable(
+        OrderedBody([b"a"], events), lambda delivered: events.append(f"batch {delivered}")
+    )
+    list(wrapped)
+    wrapped.close()
+    assert events == ["body closed", "batch True"]
+
+
+def test_on_close_still_runs_after_the_body_failed_to_close():
+    events: list[str] = []
+    wrapped = ClosingIterable(OrderedBody([b"a"], events, fails=True),
+                              lambda delivered: events.append(f"batch {delivered}"))
+    list(wrapped)
+    try:
+        wrapped.close()
+    except OSError:
+        events.append("error raised")
+    assert events == ["body closed", "batch True", "error raised"]
