@@ -25,11 +25,12 @@ $(VENV)/.bench-installed: $(VENV)/.installed
 
 bench-setup: $(VENV)/.bench-installed
 
-# The dashboard's browser test drives Debian's headless Chromium; it is never skipped.
+# The dashboard's browser test drives Debian's headless Chromium through Selenium and Debian's
+# chromedriver (never a downloaded one); it is never skipped.
 browser-check:
-	@command -v chromium >/dev/null || { \
-		echo "ERROR: the tests need Chromium (headless) for the dashboard's browser test; install it with:" >&2; \
-		echo "    sudo apt-get install -y chromium" >&2; exit 1; }
+	@test -x /usr/bin/chromium && test -x /usr/bin/chromedriver || { \
+		echo "ERROR: the dashboard's browser test needs Debian's Chromium and its driver; install them with:" >&2; \
+		echo "    sudo apt-get install -y chromium chromium-driver" >&2; exit 1; }
 
 serve: setup
 	$(VENV)/bin/pserve config/development.ini

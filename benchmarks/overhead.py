@@ -54,7 +54,7 @@ def noop() -> None:
 def runner_ns(count: int, loops: int) -> int:
     total = 0
     for _ in range(loops):
-        runner = DeferredTaskRunner(budget_seconds=10.0)
+        runner = DeferredTaskRunner(budget_seconds=10.0, max_tasks=max(count, 1))
         started = time.perf_counter_ns()
         for _ in range(count):
             runner.defer(noop, max_cost_seconds=DECLARED_COST, name="bench.noop")

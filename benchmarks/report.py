@@ -286,6 +286,53 @@ def budget_section(section: dict[str, Any]) -> list[str]:
     ]
 
 
+def observability_section(section: dict[str, Any]) -> list[str]:
+    tracing, dashboard = section["tracing"], section["dashboard"]
+    modes = ("off", "inert", "on")
+    us, per_task = tracing["request_us"], tracing["per_task_ns"]
+    lines = [
+        "## 6. What seeing the runs costs: tracing and the live page",
+        "",
+        "In process (WSGI calls; the tasks run in the body's `close()`), a bare Pyramid app with the add-on, "
+        f"{tracing['samples']} interleaved samples of {tracing['requests_per_sample']} requests per case, "
+        "medians; console logging at WARNING. Tracing *off*: not included; *inert*: included, no tracer "
+        f"provider; *on*: the OpenTelemetry SDK ({tracing['exporter']}). Per task: the slope "
+        "(t(10 tasks) − t(1 task)) / 9.",
+        "",
+        *_table(
+            ["tracing", "request, 1 task (µs)", "request, 10 tasks (µs)", "per task (ns)"],
+            [[mode, f"{us[f'{mode}_1']:.1f}", f"{us[f'{mode}_10']:.1f}", f"{per_task[mode]:.0f}"]
+             for mode in modes],
+        ),
+        "",
+        f"- Per task, tracing on vs off: **{tracing['per_task_ratio_on_off']:.2f}×** "
+        f"({tracing['per_task_added_ns'] / 1000:+.1f} µs a task: one span each); a 1-task request "
+        f"{tracing['on_added_us']['1']:+.1f} µs (the run's span and the task's). Inert: "
+        f"{tracing['inert_added_us']['1']:+.1f} µs (1 task), {tracing['inert_added_us']['10']:+.1f} µs "
+        "(10 tasks) per request.",
+        "",
+        "The live page enabled (`pyramid_deferred.dashboard`, no token) vs the same app without it: what "
+        "every request pays for the page's data (its tween; the recorder, for requests that deferred "
+        "something).",
+        "",
+    ]
+    labels = {"none": "defers nothing", "1": "1 task", "10": "10 tasks"}
+    d_us = dashboard["request_us"]
+    lines += _table(
+        ["request", "without the page (µs)", "with it (µs)", "added (µs)", "ratio"],
+        [[label, f"{d_us[f'off_{what}']:.1f}", f"{d_us[f'on_{what}']:.1f}",
+          f"{dashboard['added_us'][what]:+.2f}", f"{dashboard['ratio'][what]:.2f}×"]
+         for what, label in labels.items()],
+    )
+    lines += [
+        "",
+        f"- One poll of the page (`data.json`, {dashboard['poll_runs']} runs of 10 tasks kept): "
+        f"**{dashboard['poll_us'] / 1000:.2f} ms**, {dashboard['poll_bytes'] / 1024:.0f} KiB; only while "
+        "the page is open, once a second.",
+    ]
+    return lines
+
+
 def _span(values: Sequence[float], unit: str = "ms") -> str:
     low, high = min(values), max(values)
     return f"{low:+.2f} {unit}" if abs(high - low) < 0.005 else f"{low:+.2f} to {high:+.2f} {unit}"
@@ -458,8 +505,9 @@ def write(results: dict[str, Any], *, raw_path: Path, summary_path: Path, chart_
         "overhead": overhead_section,
         "load": load_section,
         "budget": budget_section,
+        "observability": observability_section,
     }
-    for name in ("latency", "overhead", "load", "budget"):
+    for name in ("latency", "overhead", "load", "budget", "observability"):
         section = results.get(name)
         if section is None:
             continue

@@ -99,6 +99,7 @@ class CheckoutController(CartController):
             max_cost_seconds=manago.max_cost_seconds,
             priority=CRITICAL,
             name=purchase.task_name,
+            concurrent=True,
         )
         for line in order.lines:
             self.ai_signal(SignalType.PURCHASE, line.product, value=line.quantity)

@@ -284,6 +284,7 @@ class FrontController:
             max_cost_seconds=ai.max_cost_seconds,
             priority=priority,
             name=signal.task_name,
+            concurrent=True,  # independent HTTP calls: side by side on the add-on's pool
         )
 
     # --- Meta Conversions API ---
@@ -327,6 +328,7 @@ class FrontController:
             max_cost_seconds=meta.max_cost_seconds,
             priority=priority,
             name=event.task_name,
+            concurrent=True,
         )
         return event_id
 
@@ -414,6 +416,7 @@ class FrontController:
             name=MATOMO_FLUSH,
             unique=True,
             always=always,
+            concurrent=True,
         )
 
     # --- responses ---

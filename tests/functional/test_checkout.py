@@ -127,6 +127,7 @@ def test_a_task_overrunning_its_declared_cost_is_logged_with_both_figures(tmp_pa
     settings = {
         "deferred_task.log_path": str(tmp_path / "deferred_task.log"),
         "deferred_task.budget_seconds": "0",  # unlimited: the stepping clock would use it up
+        "deferred_task.concurrent_threads": "0",  # one after the other: one clock, no interleaving
     }
     container = build_container(settings, environ={})
     container.logging.override(providers.Resource(no_logging_setup))

@@ -94,6 +94,8 @@ ENV_ROWS: tuple[EnvRow, ...] = (
            ALL_REFUSED),
     EnvRow("server support", ("APP_DEFERRED_TASK_SHUTDOWN_GRACE_SECONDS",), ALL_REFUSED),
     EnvRow("runner", ("APP_DEFERRED_TASK_MAX_TASKS",), ALL_REFUSED),
+    EnvRow("runner", ("APP_DEFERRED_TASK_CONCURRENT_THREADS", "APP_DEFERRED_TASK_LEARNED_COSTS",
+                      "APP_DEFERRED_TASK_LEARNED_COST_MIN_SAMPLES"), ALL_REFUSED),
     EnvRow("server support", ("APP_DEFERRED_TASK_REQUEST_ID", "APP_DEFERRED_TASK_EXIT_ON_SIGTERM"),
            ALL_REFUSED),
     EnvRow("server support", ("WEB_CONCURRENCY",), ALL_REFUSED, read_by="gunicorn.conf.py",

@@ -131,18 +131,11 @@ class RequestBatch:
 
     def _run(self) -> RunReport | None:
         with logger.contextualize(request_id=self.request_id):
-            if self.runner.has_tasks():
-                # lazy: sorting and joining the queue only happen if a sink takes DEBUG records
-                deferred_task_logger.opt(lazy=True).debug(
-                    "Running {} deferred task(s) via {}: {}",
-                    lambda: len(self.pending_names()),
-                    lambda: self.trigger,
-                    lambda: ", ".join(self.pending_names()),
-                )
             self.run_started_at = self.clock()
             try:
                 report = self.runner.run(
-                    ceiling_seconds=self.ceiling_seconds(), request_failed=self.request_failed
+                    ceiling_seconds=self.ceiling_seconds(), request_failed=self.request_failed,
+                    via=self.trigger.value,
                 )
             except Exception:
                 deferred_task_logger.opt(exception=True).error("Deferred task run failed")

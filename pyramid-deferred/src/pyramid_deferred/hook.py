@@ -7,14 +7,17 @@ registry with :func:`get_hook`.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from pyramid_deferred.core import DeferredTaskRunner
+from pyramid_deferred.core.costs import CostModel
 from pyramid_deferred.core.handoff import HandOffWorker
 from pyramid_deferred.core.log import deferred_task_logger
-from pyramid_deferred.core.runner import OverrunWarnings
+from pyramid_deferred.core.runner import LazyExecutor, OverrunWarnings
 from pyramid_deferred.dispatch import BatchDispatcher
 from pyramid_deferred.observers import ReportObserver
 from pyramid_deferred.settings import DeferredTaskSettings
@@ -68,6 +71,11 @@ class DeferredTaskHook:
         )
         self.dispatcher = BatchDispatcher(strategy=settings.strategy, worker=self.worker)
         self.overrun_warnings = OverrunWarnings()
+        self.cost_model = (
+            CostModel(min_samples=settings.learned_cost_min_samples) if settings.learned_costs else None
+        )
+        self._concurrent_pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
         self._prototype: DeferredTaskRunner | None = None
 
     def new_runner(self) -> DeferredTaskRunner:
@@ -88,7 +96,19 @@ class DeferredTaskHook:
             "clock": self.clock,
             "max_tasks": self.settings.max_tasks,
             "overrun_warnings": self.overrun_warnings,
+            "executor": LazyExecutor(self.concurrent_pool) if self.settings.concurrent_threads else None,
+            "cost_model": self.cost_model,
         }
+
+    def concurrent_pool(self) -> ThreadPoolExecutor:
+        """The per-process pool of concurrent tasks, started on first use (in the process that
+        serves requests: threads do not survive a fork)."""
+        with self._pool_lock:
+            if self._concurrent_pool is None:
+                self._concurrent_pool = ThreadPoolExecutor(
+                    max_workers=self.settings.concurrent_threads, thread_name_prefix="deferred-concurrent"
+                )
+            return self._concurrent_pool
 
 
 def get_hook(registry: Registry) -> DeferredTaskHook:

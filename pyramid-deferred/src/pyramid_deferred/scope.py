@@ -63,8 +63,8 @@ def deferred_scope(runner: DeferredTaskRunner | None = None) -> Iterator[Deferre
         failed = True
         raise
     finally:
-        _current.reset(token)
-        try:
+        try:  # still the current runner: its tasks may defer more, on any thread
             runner.run(request_failed=failed)
         finally:
+            _current.reset(token)
             runner.close()

@@ -93,6 +93,24 @@ class DeferredTaskSettings:
         doc="Tasks one request (one run) may defer, nested ones included; beyond it `defer()` "
         "refuses them, with one WARNING per run and a count in its report. Bounds memory.",
     )
+    concurrent_threads: int = setting(
+        key="deferred_task.concurrent_threads", env="APP_DEFERRED_TASK_CONCURRENT_THREADS",
+        parse=int_parser(minimum=0, maximum=256), default=8,
+        doc="Threads per process for tasks deferred with `concurrent=True` (independent I/O): they "
+        "run side by side, so a request's batch takes about its longest task, not their sum. "
+        "0: such tasks run one after the other, like the others.",
+    )
+    learned_costs: bool = setting(
+        key="deferred_task.learned_costs", env="APP_DEFERRED_TASK_LEARNED_COSTS", parse=parse_bool,
+        default=True,
+        doc="Let admission against the budget use what a task's recent runs took (p99 x 1.1 of the "
+        "last 200) when lower than its declared cost; the hard limit always uses the declared cost.",
+    )
+    learned_cost_min_samples: int = setting(
+        key="deferred_task.learned_cost_min_samples", env="APP_DEFERRED_TASK_LEARNED_COST_MIN_SAMPLES",
+        parse=int_parser(minimum=5, maximum=200), default=20,
+        doc="Runs of a task name (in this process) before its observed cost may admit it.",
+    )
     strategy: str = setting(
         key="deferred_task.strategy", env="APP_DEFERRED_TASK_STRATEGY",
         parse=choice_parser(STRATEGIES), default="auto",

@@ -109,15 +109,17 @@ class CapturingRunner(DeferredTaskRunner):
         self._capture = capture
         self._record = capture._register(self)
 
-    def run(self, *, ceiling_seconds: float | None = None, request_failed: bool = False) -> RunReport:
+    def run(
+        self, *, ceiling_seconds: float | None = None, request_failed: bool = False, via: str = "run()"
+    ) -> RunReport:
         record = self._record
         if record is None or record.request_failed is not None:
             # The capture ended, or this is not the hook's run (a task calling run(), say).
-            return super().run(ceiling_seconds=ceiling_seconds, request_failed=request_failed)
+            return super().run(ceiling_seconds=ceiling_seconds, request_failed=request_failed, via=via)
         record._snapshot(request_failed)
         if not self._capture.execute:
             return RunReport(budget_seconds=None)
-        record.report = super().run(ceiling_seconds=ceiling_seconds, request_failed=request_failed)
+        record.report = super().run(ceiling_seconds=ceiling_seconds, request_failed=request_failed, via=via)
         return record.report
 
     def run_held(self, *, request_failed: bool) -> RunReport:

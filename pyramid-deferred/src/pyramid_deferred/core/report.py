@@ -5,6 +5,8 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import NamedTuple
 
+DECLARED, OBSERVED = "declared", "observed"
+
 
 class Outcome(StrEnum):
     EXECUTED = "executed"
@@ -25,6 +27,9 @@ class TaskResult(NamedTuple):
     """Measured time for executed and failed tasks; None for tasks that never started."""
     error: BaseException | None = None
     """What a failed task raised (for observers: tracing records it); None for any other outcome."""
+    admitted_by: str | None = None
+    """For a task that started: ``declared`` (its declared cost fitted) or ``observed`` (the bound
+    learned from its recent runs fitted the budget where the declared cost did not)."""
 
 
 class RunReport(NamedTuple):

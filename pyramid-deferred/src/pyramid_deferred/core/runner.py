@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import heapq
 import itertools
 import math
@@ -9,19 +10,43 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, ClassVar
+from concurrent.futures import Executor, Future
+from typing import TYPE_CHECKING, ClassVar, TypeVar
 
+from pyramid_deferred.core.costs import CostModel
 from pyramid_deferred.core.log import NOTICE, deferred_task_logger
-from pyramid_deferred.core.report import Outcome, RunReport, TaskResult
+from pyramid_deferred.core.report import DECLARED, OBSERVED, Outcome, RunReport, TaskResult
 from pyramid_deferred.core.task import DeferredTask, check_name, default_name, is_finite, unchecked
 
 if TYPE_CHECKING:
     from loguru import Logger
 
 Clock = Callable[[], float]
+T = TypeVar("T")
 _Entry = tuple[int, int, DeferredTask]  # (-priority, sequence, task): heap order is the run order
 _INF = math.inf
 _EXECUTED = Outcome.EXECUTED
+
+
+class LazyExecutor(Executor):
+    """An executor made on first submit, so that a runner can hold one before any thread exists."""
+
+    def __init__(self, make: Callable[[], Executor]) -> None:
+        self._make = make
+
+    def submit(self, fn: Callable[..., T], /, *args: object, **kwargs: object) -> Future[T]:
+        return self._make().submit(fn, *args, **kwargs)
+
+
+class _NoLock:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+_NO_LOCK = _NoLock()
 _FLOAT_MAX = sys.float_info.max
 _MAX_KNOWN_NAMES = 4096
 DEFAULT_MAX_TASKS = 1000
@@ -93,9 +118,14 @@ class DeferredTaskRunner:
         clock: Clock = time.monotonic,
         max_tasks: int = DEFAULT_MAX_TASKS,
         overrun_warnings: OverrunWarnings | None = None,
+        executor: Executor | None = None,
+        cost_model: CostModel | None = None,
     ) -> None:
         """``overrun_warnings``: shared by an app's runners, so that the rate limit holds across
-        requests (the hook passes its own); by default each runner limits its own run."""
+        requests (the hook passes its own); by default each runner limits its own run.
+        ``executor``: where tasks deferred with ``concurrent=True`` run side by side (without
+        one they run one after the other). ``cost_model``: what tasks' recent runs took, so
+        that admission against the budget may use it (see :mod:`pyramid_deferred.core.costs`)."""
         if not isinstance(enabled, bool):
             raise TypeError(f"enabled must be a bool, got {type(enabled).__name__}")
         if isinstance(max_tasks, bool) or not isinstance(max_tasks, int) or max_tasks < 1:
@@ -117,6 +147,12 @@ class DeferredTaskRunner:
         self._forgotten: list[TaskResult] = []
         self._running = False
         self._current: DeferredTask | None = None
+        self._executor = executor
+        self._cost_model = cost_model
+        self._lock: threading.Lock | None = None
+        """Guards the queue while concurrent tasks run (they may defer more work)."""
+        self._lazy_logger = logger.opt(lazy=True)  # built once: opt() makes a new Logger
+        self._debug = False
 
     def spawn(self) -> DeferredTaskRunner:
         """A new, empty runner with this one's settings, without checking them again: the hook
@@ -129,7 +165,7 @@ class DeferredTaskRunner:
         fields["_forgotten"] = []
         fields["_accepted"] = fields["_refused"] = 0
         fields["_closed"] = fields["_running"] = False
-        fields["_current"] = fields["on_first_task"] = None
+        fields["_current"] = fields["on_first_task"] = fields["_lock"] = None
         return new
 
     def clock_is_not(self, clock: Clock) -> bool:
@@ -153,11 +189,14 @@ class DeferredTaskRunner:
         name: str | None = None,
         always: bool = False,
         unique: bool = False,
+        concurrent: bool = False,
     ) -> None:
         """Queue ``task`` to run after the response.
 
         ``max_cost_seconds`` is the worst case the budget relies on; ``always`` runs the task
-        even when the request failed; ``unique`` replaces an already queued task of that name.
+        even when the request failed; ``unique`` replaces an already queued task of that name;
+        ``concurrent`` lets it run beside the request's other concurrent tasks (independent I/O
+        such as HTTP calls), on the app's bounded pool, each in a copy of the request's context.
         Beyond ``max_tasks`` in one run (a task that keeps deferring itself, say) a task is
         refused: not queued, counted in the run's report, with one WARNING per run.
         """
@@ -177,13 +216,14 @@ class DeferredTaskRunner:
             and type(priority) is int
             and type(always) is bool
             and type(unique) is bool
+            and type(concurrent) is bool
             and type(name) is str
             and name in _known_names
             and callable(task)
         ):
-            item = unchecked(DeferredTask, (task, max_cost_seconds, priority, name, always))
+            item = unchecked(DeferredTask, (task, max_cost_seconds, priority, name, always, concurrent))
         else:  # the slow path: full validation, errors naming the parameter
-            item = DeferredTask(task, max_cost_seconds, priority, name, always)
+            item = DeferredTask(task, max_cost_seconds, priority, name, always, concurrent)
             if not isinstance(unique, bool):
                 raise TypeError(f"unique must be a bool, got {type(unique).__name__}")
             if len(_known_names) < _MAX_KNOWN_NAMES:
@@ -195,9 +235,16 @@ class DeferredTaskRunner:
         if self.on_first_task is not None:
             first_task, self.on_first_task = self.on_first_task, None
             first_task(self)
-        if unique:
-            self._remove(name, "replaced by a later unique task of the same name")
-        heapq.heappush(self._queue, (-priority, next(self._sequence), item))
+        lock = self._lock
+        if lock is None:
+            if unique:
+                self._remove(name, "replaced by a later unique task of the same name")
+            heapq.heappush(self._queue, (-priority, next(self._sequence), item))
+            return
+        with lock:  # a concurrent task deferring more work while the run goes on
+            if unique:
+                self._remove(name, "replaced by a later unique task of the same name")
+            heapq.heappush(self._queue, (-priority, next(self._sequence), item))
 
     def _refuse(self, name: str) -> None:
         self._refused += 1
@@ -232,25 +279,36 @@ class DeferredTaskRunner:
         """The task :meth:`run` is executing right now (read from another thread at shutdown)."""
         return self._current
 
-    def run(self, *, ceiling_seconds: float | None = None, request_failed: bool = False) -> RunReport:
+    def run(
+        self, *, ceiling_seconds: float | None = None, request_failed: bool = False, via: str = "run()"
+    ) -> RunReport:
         """Run every queued task, highest priority first, and report what became of each.
 
         ``ceiling_seconds`` is the time the process may still spend on this request (a server's
         hard timeout minus what the request used); the effective budget is the tighter of it and
         the configured budget. With ``request_failed`` only tasks deferred with ``always=True``
-        run; the others are discarded and logged.
+        run; the others are discarded and logged. ``via`` names what ran it, for the log.
         """
         if self._running:
             raise RuntimeError("run() is already running for this runner; tasks may defer(), not run()")
         if not self._queue and not self._forgotten and not self._refused:
             return RunReport(budget_seconds=self._effective_budget(ceiling_seconds))
         limit = self._effective_budget(ceiling_seconds)
+        ceiling = _INF if ceiling_seconds is None or not self._enabled else max(ceiling_seconds, 0.0)
         results = self._forgotten  # a task that forgets or replaces during the run reports here too
+        # One lazy DEBUG line per run; its arguments are computed, and per-task DEBUG lines
+        # written, only if a sink takes DEBUG records (a DEBUG call per task costs ~0.5 us).
+        self._debug = False
+        self._lazy_logger.debug(
+            "Running {} deferred task(s) via {}: {}", self._queued_if_debug, lambda: via, self._pending_names
+        )
         self._running = True
         try:
-            elapsed = self._drain(results, _INF if limit is None else limit, request_failed)
+            budget = _INF if limit is None else limit
+            elapsed = self._drain(results, budget, ceiling, request_failed, self._debug)
         finally:
             self._running = False
+            self._lock = None
             self._forgotten = []
             refused, self._refused, self._accepted = self._refused, 0, 0
         report = RunReport(tuple(results), elapsed, limit, refused)
@@ -259,6 +317,14 @@ class DeferredTaskRunner:
         routine = not refused and all(result.outcome is _EXECUTED for result in results)
         self._logger.log("DEBUG" if routine else "INFO", "Deferred tasks done {}", report)
         return report
+
+    def _queued_if_debug(self) -> int:
+        """A lazy argument: loguru calls it only if a sink takes DEBUG records."""
+        self._debug = True
+        return len(self._queue)
+
+    def _pending_names(self) -> str:
+        return ", ".join(task.name for task in self.pending())
 
     def discard(self, reason: str) -> RunReport:
         """Decide every queued task without running it, ``always`` included, in one INFO line.
@@ -287,71 +353,183 @@ class DeferredTaskRunner:
         ceiling = check_budget(max(ceiling_seconds, 0.0), parameter="ceiling_seconds")
         return ceiling if budget is None else min(budget, ceiling)
 
-    def _drain(self, results: list[TaskResult], limit: float, request_failed: bool) -> float:
+    def _admission(
+        self, name: str, cost: float, elapsed: float, limit: float, ceiling: float
+    ) -> tuple[str | None, float]:
+        """Which bound admits the task now (``declared``/``observed``), or None; and the time left.
+
+        Against the budget, the bound learned from the task's recent runs may stand in for a
+        higher declared cost; against the hard limit's ceiling, only the declared cost does.
+        """
+        remaining = limit - elapsed
+        if cost > ceiling - elapsed:
+            return None, min(remaining, ceiling - elapsed)
+        if remaining > 0 and cost <= remaining:
+            return DECLARED, remaining
+        model = self._cost_model
+        observed = model.bound(name) if model is not None else None
+        if observed is not None and remaining > 0 and observed <= remaining:
+            return OBSERVED, remaining
+        return None, remaining
+
+    def _skip(self, results: list[TaskResult], item: DeferredTask, remaining: float) -> None:
+        name, priority, cost = item.name, item.priority, item.max_cost_seconds
+        results.append(TaskResult(name, priority, cost, Outcome.SKIPPED))
+        model = self._cost_model
+        observed = model.bound(name) if model is not None else None
+        learned = f" (observed {observed:.3f}s over its recent runs)" if observed is not None else ""
+        self._logger.log(
+            NOTICE,
+            "Skipped deferred task {} (priority {}): cost {}s{} > {:.3f}s of budget left",
+            name, priority, cost, learned, max(remaining, 0.0),
+        )
+
+    def _drain(
+        self, results: list[TaskResult], limit: float, ceiling: float, request_failed: bool, debug: bool
+    ) -> float:
         clock = self._clock
-        queue = self._queue
         log = self._logger
         append = results.append
+        queue = self._queue
         pop = heapq.heappop
-        budgeted = limit != _INF
+        model = self._cost_model
+        budgeted = limit != _INF or ceiling != _INF
         started = now = clock()  # one clock reading per task: a task's end is the next one's start
+        in_flight: list[Future[TaskResult]] = []
         item: DeferredTask | None = None
         try:
-            while queue:
-                item = pop(queue)[2]
-                task, cost, priority, name, always = item
-                if request_failed and not always:
-                    append(TaskResult(name, priority, cost, Outcome.DISCARDED))
-                    log.info("Discarded deferred task {} because the request failed", name)
-                    continue
-                if budgeted:
-                    remaining = limit - (now - started)
-                    if remaining <= 0 or cost > remaining:
-                        append(TaskResult(name, priority, cost, Outcome.SKIPPED))
-                        log.log(
-                            NOTICE,
-                            "Skipped deferred task {} (priority {}): cost {}s > {:.3f}s of budget left",
-                            name, priority, cost, max(remaining, 0.0),
-                        )
+            while True:
+                while True:
+                    lock = self._lock  # set once a concurrent task is in flight
+                    if lock is None:
+                        if not queue:
+                            break
+                        item = pop(queue)[2]
+                    else:
+                        with lock:
+                            if not queue:
+                                break
+                            item = pop(queue)[2]
+                    task, cost, priority, name, always, concurrent = item
+                    if request_failed and not always:
+                        append(TaskResult(name, priority, cost, Outcome.DISCARDED))
+                        log.info("Discarded deferred task {} because the request failed", name)
                         continue
-                self._current = item
-                try:
-                    task()
-                except BaseException as error:
-                    if is_interrupt(error):
-                        raise
+                    admitted_by: str | None = DECLARED
+                    if budgeted:
+                        if in_flight:
+                            now = clock()
+                        elapsed = now - started
+                        remaining = limit - elapsed
+                        if not (remaining > 0 and cost <= remaining and cost <= ceiling - elapsed):
+                            admitted_by, remaining = self._admission(name, cost, elapsed, limit, ceiling)
+                            if admitted_by is None:
+                                self._skip(results, item, remaining)
+                                continue
+                    if concurrent and self._executor is not None:
+                        in_flight.append(self._submit(item, admitted_by, started, limit, ceiling, debug))
+                        continue
+                    self._current = item
+                    try:
+                        task()
+                    except BaseException as error:
+                        if is_interrupt(error):
+                            raise
+                        end = clock()
+                        append(self._failed(item, end - now, error, admitted_by))
+                        now = end
+                        continue
+                    finally:
+                        self._current = None
                     end = clock()
-                    append(TaskResult(name, priority, cost, Outcome.FAILED, end - now, error))
-                    log.opt(exception=True).error("Deferred task {} failed after {:.3f}s", name, end - now)
+                    duration = end - now
                     now = end
-                    continue
-                finally:
-                    self._current = None
-                end = clock()
-                duration = end - now
-                now = end
-                append(TaskResult(name, priority, cost, Outcome.EXECUTED, duration))
-                log.debug(
-                    "Ran deferred task {} (priority {}, cost {}s) in {:.3f}s", name, priority, cost, duration
-                )
-                if duration > cost:
-                    held_back = self._overrun_warnings.should_warn(name, end)
-                    if held_back is not None:
-                        log.warning(
-                            "Deferred task {} overran its declared cost: took {:.3f}s, declared {}s{}",
-                            name, duration, cost,
-                            f" ({held_back} more overruns of it since the last warning)" if held_back else "",
-                        )
-            item = None
+                    append(TaskResult(name, priority, cost, _EXECUTED, duration, None, admitted_by))
+                    if debug or duration > cost or model is not None:
+                        self._executed(item, duration, end, admitted_by, debug)
+                item = None
+                if not in_flight:
+                    break
+                for future in in_flight:  # the run ends when its admitted tasks have ended
+                    append(future.result())
+                in_flight.clear()
+                now = clock()  # concurrent tasks may have deferred more: drain again
         except BaseException:
-            abandoned = [entry[2].name for entry in sorted(queue)]
-            queue.clear()
+            with self._lock or _NO_LOCK:
+                abandoned = [entry[2].name for entry in sorted(queue)]
+                queue.clear()
             log.error(
                 "Deferred task {} was interrupted; abandoning {} queued task(s): {}",
                 item.name if item else "?", len(abandoned), ", ".join(abandoned) or "none",
             )
             raise
         return now - started
+
+    def _executed(
+        self, item: DeferredTask, duration: float, end: float, admitted_by: str | None, debug: bool
+    ) -> TaskResult:
+        name, cost = item.name, item.max_cost_seconds
+        if self._cost_model is not None:
+            self._cost_model.record(name, duration)
+        if debug:
+            self._logger.debug(
+                "Ran deferred task {} (priority {}, cost {}s{}) in {:.3f}s", name, item.priority, cost,
+                ", admitted on its observed cost" if admitted_by == OBSERVED else "", duration,
+            )
+        if duration > cost:
+            held_back = self._overrun_warnings.should_warn(name, end)
+            if held_back is not None:
+                self._logger.warning(
+                    "Deferred task {} overran its declared cost: took {:.3f}s, declared {}s{}",
+                    name, duration, cost,
+                    f" ({held_back} more overruns of it since the last warning)" if held_back else "",
+                )
+        return TaskResult(name, item.priority, cost, Outcome.EXECUTED, duration, None, admitted_by)
+
+    def _failed(
+        self, item: DeferredTask, duration: float, error: BaseException, admitted_by: str | None
+    ) -> TaskResult:
+        if self._cost_model is not None:
+            self._cost_model.record(item.name, duration)
+        self._logger.opt(exception=error).error("Deferred task {} failed after {:.3f}s", item.name, duration)
+        return TaskResult(
+            item.name, item.priority, item.max_cost_seconds, Outcome.FAILED, duration, error, admitted_by
+        )
+
+    def _submit(
+        self, item: DeferredTask, admitted_by: str | None, started: float, limit: float, ceiling: float,
+        debug: bool,
+    ) -> Future[TaskResult]:
+        """Run ``item`` on the executor, in a copy of this context (its request's id, its runner)."""
+        if self._lock is None:
+            self._lock = threading.Lock()
+        context = contextvars.copy_context()
+        assert self._executor is not None
+        return self._executor.submit(
+            context.run, self._run_concurrent, item, admitted_by, started, limit, ceiling, debug
+        )
+
+    def _run_concurrent(
+        self, item: DeferredTask, admitted_by: str | None, started: float, limit: float, ceiling: float,
+        debug: bool,
+    ) -> TaskResult:
+        """On a pool thread: admitted again when it really starts (the pool may have been busy
+        with other requests' tasks), then run and reported like any other task."""
+        clock = self._clock
+        begin = clock()
+        if limit != _INF or ceiling != _INF:
+            cost, elapsed = item.max_cost_seconds, begin - started
+            admitted_by, remaining = self._admission(item.name, cost, elapsed, limit, ceiling)
+            if admitted_by is None:
+                skipped: list[TaskResult] = []
+                self._skip(skipped, item, remaining)
+                return skipped[0]
+        try:
+            item.task()
+        except BaseException as error:  # a pool thread: whatever the task raises is its failure
+            return self._failed(item, clock() - begin, error, admitted_by)
+        end = clock()
+        return self._executed(item, end - begin, end, admitted_by, debug)
 
     def _remove(self, name: str, reason: str) -> int:
         kept = [entry for entry in self._queue if entry[2].name != name]

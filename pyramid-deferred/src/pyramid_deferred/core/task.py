@@ -24,6 +24,7 @@ class _DeferredTaskFields(NamedTuple):
     priority: int
     name: str
     always: bool = False
+    concurrent: bool = False
 
 
 class DeferredTask(_DeferredTaskFields):
@@ -43,9 +44,12 @@ class DeferredTask(_DeferredTaskFields):
         priority: int,
         name: str,
         always: bool = False,
+        concurrent: bool = False,
     ) -> DeferredTask:
         _validate(task, max_cost_seconds, priority, name, always)
-        return unchecked(cls, (task, max_cost_seconds, priority, name, always))
+        if not isinstance(concurrent, bool):
+            raise TypeError(f"concurrent must be a bool, got {type(concurrent).__name__}")
+        return unchecked(cls, (task, max_cost_seconds, priority, name, always, concurrent))
 
 
 unchecked: Callable[[type[DeferredTask], tuple[object, ...]], DeferredTask] = tuple.__new__
