@@ -214,9 +214,10 @@ class ProbeTaskError(RuntimeError):
 
 
 def stress_view(request: Request) -> Response:
-    """Defers ``tasks`` tasks tagged with its rid (odd ones concurrent); task i raises after its line
-    when bit i of ``fail`` is set. The body says what was deferred (``<rid> <tasks>``); ``size=stream`` sends it without
-    Content-Length, so the batch is handed off where the server needs it."""
+    """Defers ``tasks`` tasks tagged with its rid (odd ones concurrent); task i raises after its
+    line when bit i of ``fail`` is set. The body says what was deferred (``<rid> <tasks>``);
+    ``size=stream`` sends it without Content-Length, so the batch is handed off where the server
+    needs it."""
     rid = _query_str(request, "rid")
     tasks, fail = int(request.GET.get("tasks", "1")), int(request.GET.get("fail", "0"))
 
