@@ -10,6 +10,9 @@ Each trial defers a seeded random set of sleeping tasks (20-250 ms, random prior
 
 A sleep always lasts a little longer than asked, so honest declared costs are a few tenths of a
 millisecond short: the overrun warnings this produces are counted too.
+
+Then issue 13's learned costs, on a fake clock (:mod:`benchmarks.learned`): the shop's checkout
+batches with service-like durations, declared-cost vs learned admission vs an oracle.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from loguru import logger
 from pyramid_deferred.core import DeferredTaskRunner
 
-from benchmarks import logsetup
+from benchmarks import learned, logsetup
 
 if TYPE_CHECKING:
     from loguru import Message
@@ -89,7 +92,7 @@ def trial(rng: random.Random, overruns: list[str], excesses: list[float]) -> dic
     }
 
 
-def measure(*, trials: int, seed: int = 6) -> dict[str, Any]:
+def measure(*, trials: int, learned_requests: int, seed: int = 6) -> dict[str, Any]:
     logsetup.configure("WARNING")
     overruns: list[str] = []
     excesses: list[float] = []
@@ -106,6 +109,7 @@ def measure(*, trials: int, seed: int = 6) -> dict[str, Any]:
     finally:
         logger.remove(sink)
     overshoots = [row["overshoot_ms"] for row in rows]
+    wall_seconds = round(time.monotonic() - started, 1)
     return {
         "budget_seconds": BUDGET_SECONDS,
         "tasks_per_trial": TASKS_PER_TRIAL,
@@ -120,6 +124,7 @@ def measure(*, trials: int, seed: int = 6) -> dict[str, Any]:
         "trials_matching_oracle": sum(1 for row in rows if row["same_tasks_as_oracle"]),
         "overrun_warnings": len(overruns),
         "sleep_excess_ms_median": round(statistics.median(excesses) * 1000, 3) if excesses else None,
-        "wall_seconds": round(time.monotonic() - started, 1),
+        "wall_seconds": wall_seconds,
         "trials_detail": rows,
+        "learned": learned.measure(requests=learned_requests),
     }

@@ -5,8 +5,9 @@
 when the server closes it) sending requests back to back; together they stop after
 ``--requests`` requests or ``--seconds``, whichever comes first. With ``--notify`` each
 request's work reports its end over UDP, and the load generator waits (bounded) until all
-the work it caused has run. Prints ``STARTED``, then ``LOADED`` when the last response has
-arrived, then one line of JSON.
+the work it caused has run; each request's *batch* time is from its response's arrival to its
+work's report (about how long the work kept a server thread busy after the response). Prints
+``STARTED``, then ``LOADED`` when the last response has arrived, then one line of JSON.
 """
 
 from __future__ import annotations
@@ -25,13 +26,14 @@ from benchmarks.client import Connection, ConnectionClosed, Reply
 from benchmarks.stats import summarize_ms
 
 
-def _listen(udp: socket.socket, received: set[str], stop: threading.Event) -> None:
+def _listen(udp: socket.socket, received: dict[str, float], stop: threading.Event) -> None:
     udp.settimeout(0.1)
     while not stop.is_set():
         try:
-            received.add(udp.recv(64).decode("ascii"))
+            request_id = udp.recv(64).decode("ascii")
         except TimeoutError:
             continue
+        received.setdefault(request_id, time.perf_counter())
 
 
 def generate(
@@ -41,8 +43,9 @@ def generate(
     latencies: list[float] = []
     finished: list[float] = []
     sent: list[str] = []
+    responded: dict[str, float] = {}
     errors: list[str] = []
-    received: set[str] = set()
+    received: dict[str, float] = {}
     stop_listening = threading.Event()
     udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     udp.bind(("127.0.0.1", 0))
@@ -55,9 +58,8 @@ def generate(
     def client() -> None:
         connection: Connection | None = None
         while (index := next(counter)) < requests and time.perf_counter() < deadline:
-            request_path = path
+            request_path, request_id = path, str(index)
             if notify:
-                request_id = str(index)
                 sent.append(request_id)
                 request_path += f"?{WORK_QUERY}&notify={udp_port}&id={request_id}"
             reply: Reply | None = None
@@ -79,6 +81,8 @@ def generate(
                 errors.append(f"HTTP {reply.status}")
             latencies.append(reply.seconds)
             finished.append(time.perf_counter())
+            if notify:
+                responded[request_id] = finished[-1]
             if not reply.keep_alive and connection is not None:
                 connection.close()
                 connection = None
@@ -96,9 +100,9 @@ def generate(
     drained_after = None
     if notify:
         drain_deadline = time.perf_counter() + drain_seconds
-        while not received.issuperset(sent) and time.perf_counter() < drain_deadline:
+        while not received.keys() >= set(sent) and time.perf_counter() < drain_deadline:
             time.sleep(0.02)
-        if received.issuperset(sent):
+        if received.keys() >= set(sent):
             drained_after = time.perf_counter() - start
     stop_listening.set()
     listener.join(timeout=1)
@@ -113,7 +117,10 @@ def generate(
         "requests_per_second": round(len(latencies) / elapsed, 1) if elapsed > 0 else None,
         "latency_ms": summarize_ms(latencies),
         "work_requests": len(sent),
-        "work_finished": len(received & set(sent)),
+        "work_finished": len(received.keys() & set(sent)),
+        "batch_ms": summarize_ms(
+            [received[key] - responded[key] for key in responded if key in received]
+        ),
         "work_drained_seconds": None if drained_after is None else round(drained_after, 3),
     }
 

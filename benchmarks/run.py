@@ -29,15 +29,19 @@ PROFILES: dict[str, dict[str, Any]] = {
     "full": {
         "latency": {"requests": 200, "warmup": 3, "time_limit": 420.0},
         "overhead": {"samples": 9, "tasks_per_sample": 20_000, "hook_requests": 2_000},
-        "budget": {"trials": 15},
-        "load": {"work_requests": 40, "plain_requests": 20_000, "plain_seconds": 5.0},
+        "budget": {"trials": 15, "learned_requests": 2_000},
+        "load": {
+            "work_requests": 40, "plain_requests": 20_000, "plain_seconds": 5.0, "lane_idle_requests": 10,
+        },
         "observability": {"samples": 61, "requests": 300},
     },
     "quick": {
         "latency": {"requests": 15, "warmup": 2, "time_limit": 60.0},
         "overhead": {"samples": 3, "tasks_per_sample": 5_000, "hook_requests": 300},
-        "budget": {"trials": 3},
-        "load": {"work_requests": 12, "plain_requests": 3_000, "plain_seconds": 2.0},
+        "budget": {"trials": 3, "learned_requests": 300},
+        "load": {
+            "work_requests": 12, "plain_requests": 3_000, "plain_seconds": 2.0, "lane_idle_requests": 3,
+        },
         "observability": {"samples": 21, "requests": 100},
     },
 }

@@ -2,7 +2,9 @@
 
 - ``/bench/none``: the same small body, nothing deferred (the baseline);
 - ``/bench/naive``: the work run from ``request.add_finished_callback`` (before the body is sent);
-- ``/bench/runner``: the work deferred with ``request.deferred_task.defer()``.
+- ``/bench/runner``: the work deferred with ``request.deferred_task.defer()``;
+- ``/bench/concurrent``: the same, each task deferred with ``concurrent=True`` (side by side on
+  the add-on's pool).
 
 Servers call :func:`create_app`; the in-process overhead benchmark also builds a bare Pyramid
 app (no container, no add-on, no app tweens) with :func:`make_bare_app`.
@@ -63,12 +65,23 @@ def naive_view(request: Request) -> Response:
     return _body()
 
 
-def runner_view(request: Request) -> Response:
+def _defer_work(request: Request, *, concurrent: bool) -> Response:
     work = Work.from_params(request.params)
     runner: DeferredTaskRunner = request.deferred_task
     for index, task in enumerate(work.tasks()):
-        runner.defer(task, max_cost_seconds=work.seconds * COST_MARGIN, name=f"bench.sleep_{index}")
+        runner.defer(
+            task, max_cost_seconds=work.seconds * COST_MARGIN, name=f"bench.sleep_{index}",
+            concurrent=concurrent,
+        )
     return _body()
+
+
+def runner_view(request: Request) -> Response:
+    return _defer_work(request, concurrent=False)
+
+
+def concurrent_view(request: Request) -> Response:
+    return _defer_work(request, concurrent=True)
 
 
 def add_bench_views(config: Configurator) -> None:
@@ -76,6 +89,7 @@ def add_bench_views(config: Configurator) -> None:
         ("bench_none", "/bench/none", none_view),
         ("bench_naive", "/bench/naive", naive_view),
         ("bench_runner", "/bench/runner", runner_view),
+        ("bench_concurrent", "/bench/concurrent", concurrent_view),
     ):
         config.add_route(name, pattern)
         config.add_view(view, route_name=name)

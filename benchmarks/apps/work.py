@@ -1,13 +1,15 @@
-"""The deferred work every bench app runs the same way: N sleeps, the last one saying it is done.
+"""The deferred work every bench app runs the same way: N sleeps, the last to end saying it is done.
 
-A request asks for it with ``?tasks=5&ms=200&notify=<udp port>&id=<request id>``. The last task
-sends the id to the client's UDP port on 127.0.0.1 after sleeping, so the client knows when the
-server is idle again without guessing with a fixed pause.
+A request asks for it with ``?tasks=5&ms=200&notify=<udp port>&id=<request id>``. The task that
+ends last (the last one when they run one after the other; whichever ends last when they run side
+by side) sends the id to the client's UDP port on 127.0.0.1, so the client knows when the request's
+work is over without guessing with a fixed pause.
 """
 
 from __future__ import annotations
 
 import socket
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -44,19 +46,21 @@ class Work:
         )
 
     def tasks(self) -> list[Callable[[], None]]:
-        """One callable per task; the last one notifies the client after its sleep."""
-        return [self._task(last=index == self.count - 1) for index in range(self.count)]
+        """One callable per task; the last of them to end notifies the client after its sleep."""
+        seconds, port, request_id = self.seconds, self.notify_port, self.request_id
+        left = [self.count]
+        lock = threading.Lock()
+
+        def sleep_task() -> None:
+            time.sleep(seconds)
+            with lock:
+                left[0] -= 1
+                last = left[0] == 0
+            if last and port is not None:
+                notify(port, request_id)
+
+        return [sleep_task for _ in range(self.count)]
 
     def run_all(self) -> None:
         for task in self.tasks():
             task()
-
-    def _task(self, *, last: bool) -> Callable[[], None]:
-        seconds, port, request_id = self.seconds, self.notify_port, self.request_id
-
-        def sleep_task() -> None:
-            time.sleep(seconds)
-            if last and port is not None:
-                notify(port, request_id)
-
-        return sleep_task

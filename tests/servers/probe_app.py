@@ -266,6 +266,28 @@ def edge_view(request: Request) -> Response:
     )
 
 
+BASE_EXCEPTIONS: dict[str, type[BaseException]] = {
+    "KeyboardInterrupt": KeyboardInterrupt,
+    "SystemExit": SystemExit,
+    "GeneratorExit": GeneratorExit,
+}
+
+
+def raise_view(request: Request) -> Response:
+    """Defers a task that raises ``kind`` (a BaseException, as a task's own code might), then one
+    that writes marker ``<rid>``: the second must run, and the worker and connection survive."""
+    rid = _query_str(request, "rid")
+    error = BASE_EXCEPTIONS[request.GET.get("kind", "KeyboardInterrupt")]
+
+    def raising() -> None:
+        raise error(f"raised by task {rid} on purpose")
+
+    runner: DeferredTaskRunner = request.deferred_task
+    runner.defer(raising, max_cost_seconds=0.5, priority=100, name=f"probe.raise.{rid}")
+    runner.defer(lambda: _write_marker(rid, time.time()), max_cost_seconds=0.5, name=f"probe.after.{rid}")
+    return Response(json_body={"pid": os.getpid()})
+
+
 def pid_view(request: Request) -> Response:
     return Response(json_body={"pid": os.getpid(), "thread": threading.current_thread().name})
 
@@ -298,6 +320,7 @@ def make_app() -> WSGIApp:
         ("edge", edge_view),
         ("stress", stress_view),
         ("pid", pid_view),
+        ("raise", raise_view),
     ]:
         config.add_route(f"probe_{name}", f"/probe/{name}")
         config.add_view(view, route_name=f"probe_{name}")

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from loguru import logger
 
@@ -16,6 +17,9 @@ from pyramid_deferred.core.log import deferred_task_logger
 from pyramid_deferred.observers import ReportObserver, notify_observers
 from pyramid_deferred.request_id import new_request_id
 from pyramid_deferred.scope import _current
+
+if TYPE_CHECKING:
+    from pyramid_deferred.watchdog import Watchdog
 
 BATCH_ATTR = "deferred_task_batch"
 """The request attribute holding its batch."""
@@ -59,6 +63,8 @@ class RequestBatch:
     """True once the run is attached to a trigger after the response; the safety net stays out."""
     context: contextvars.Context | None = None
     trigger: Trigger = Trigger.DIRECT
+    watchdog: Watchdog | None = None
+    """Knows the batch while it runs: names a task far past its cost, and what is left at exit."""
     scheduled_at: float | None = None
     """``clock()`` when the response left the app and the batch was attached to its trigger."""
     run_started_at: float | None = None
@@ -130,6 +136,16 @@ class RequestBatch:
             return report
 
     def _run(self) -> RunReport | None:
+        watchdog = self.watchdog
+        if watchdog is not None:
+            watchdog.started(self)
+        try:
+            return self._run_watched()
+        finally:
+            if watchdog is not None:
+                watchdog.ended(self)
+
+    def _run_watched(self) -> RunReport | None:
         with logger.contextualize(request_id=self.request_id):
             self.run_started_at = self.clock()
             try:

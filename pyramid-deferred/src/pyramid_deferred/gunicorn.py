@@ -20,6 +20,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
+from pyramid_deferred.batch import RequestBatch
 from pyramid_deferred.hook import DeferredTaskHook
 from pyramid_deferred.settings import load_deferred_task_settings
 
@@ -130,6 +131,25 @@ def on_starting(server: Any) -> None:
 
 def post_worker_init(worker: Any) -> None:
     apply_hard_limit(worker)
+    ask_for_replacement_when_stuck(worker)
+
+
+def ask_for_replacement_when_stuck(worker: Any) -> None:
+    """A task stuck past the hard limit holds a thread (a sync worker: the process) for good:
+    the worker stops taking requests and exits when it can, so the arbiter starts a new one and
+    capacity comes back (gunicorn kills it after its timeout if the task never returns)."""
+    hook = find_hook(worker.wsgi)
+    if hook is None:
+        return
+
+    def replace(batch: RequestBatch) -> None:
+        worker.log.error(
+            "Deferred task stuck past the hard limit in request %s: this worker (pid %s) asks to be "
+            "replaced", batch.request_id, worker.pid,
+        )
+        worker.alive = False
+
+    hook.watchdog.on_stuck = replace
 
 
 def child_exit(server: Any, worker: Any) -> None:

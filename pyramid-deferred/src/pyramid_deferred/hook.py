@@ -21,6 +21,7 @@ from pyramid_deferred.core.runner import LazyExecutor, OverrunWarnings
 from pyramid_deferred.dispatch import BatchDispatcher
 from pyramid_deferred.observers import ReportObserver
 from pyramid_deferred.settings import DeferredTaskSettings
+from pyramid_deferred.watchdog import Watchdog
 
 if TYPE_CHECKING:
     from pyramid.registry import Registry
@@ -77,6 +78,7 @@ class DeferredTaskHook:
         self._concurrent_pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
         self._prototype: DeferredTaskRunner | None = None
+        self.watchdog = Watchdog(clock=clock)
 
     def new_runner(self) -> DeferredTaskRunner:
         factory = _factory_override or self.runner_factory

@@ -10,10 +10,12 @@ from typing import Any
 
 from pyramid_deferred import uwsgi as uwsgi_trigger
 from pyramid_deferred.core.handoff import HandOffWorker
+from pyramid_deferred.watchdog import Watchdog
 
 
-def install_shutdown(worker: HandOffWorker, *, exit_on_sigterm: bool) -> None:
-    """Drain ``worker`` at interpreter exit (gunicorn and pserve both exit through atexit).
+def install_shutdown(worker: HandOffWorker, watchdog: Watchdog, *, exit_on_sigterm: bool) -> None:
+    """Drain ``worker`` at interpreter exit (gunicorn and pserve both exit through atexit), then
+    name what any other batch still running leaves unrun (an inline batch a server cuts).
 
     Anything the app registered with ``atexit`` before (closing its HTTP clients, say) runs
     after the drain: atexit calls the last registered first.
@@ -22,13 +24,18 @@ def install_shutdown(worker: HandOffWorker, *, exit_on_sigterm: bool) -> None:
     by default SIGTERM kills Python without running atexit). gunicorn and uWSGI install their own
     handlers and exit normally after a graceful stop, so theirs are left alone.
     """
-    atexit.register(worker.shutdown)
+    def shutdown() -> None:
+        worker.shutdown()
+        watchdog.abandon_all(except_threads=worker.threads)
+        watchdog.stop()
+
+    atexit.register(shutdown)
     uwsgi: Any = uwsgi_trigger.uwsgi
     if uwsgi is not None:
         previous = getattr(uwsgi, "atexit", None)
 
         def uwsgi_atexit() -> None:
-            worker.shutdown()
+            shutdown()
             if callable(previous):
                 previous()
 

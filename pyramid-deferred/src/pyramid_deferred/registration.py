@@ -41,7 +41,7 @@ def include(config: Configurator) -> None:
         settings = load_deferred_task_settings(registry.settings)
         hook = DeferredTaskHook(settings)
         setattr(registry, HOOK_ATTR, hook)
-        install_shutdown(hook.worker, exit_on_sigterm=settings.exit_on_sigterm)
+        install_shutdown(hook.worker, hook.watchdog, exit_on_sigterm=settings.exit_on_sigterm)
         uwsgi_trigger.install()
 
     config.action(("pyramid_deferred", "hook"), register, order=PHASE2_CONFIG)

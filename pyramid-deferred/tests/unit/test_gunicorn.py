@@ -37,6 +37,9 @@ class Log:
     def warning(self, message: str, *args: Any) -> None:
         self.lines.append((logging.WARNING, message % args))
 
+    def error(self, message: str, *args: Any) -> None:
+        self.lines.append((logging.ERROR, message % args))
+
 
 def hook(hard_limit: float = 0.0) -> DeferredTaskHook:
     return DeferredTaskHook(DeferredTaskSettings(hard_limit_seconds=hard_limit))
@@ -110,3 +113,19 @@ def test_a_dead_workers_metrics_are_retired_only_in_multiprocess_mode(tmp_path, 
     forget_dead_worker_metrics(SimpleNamespace(pid=41), environ={})
     forget_dead_worker_metrics(SimpleNamespace(pid=42), environ={"PROMETHEUS_MULTIPROC_DIR": str(tmp_path)})
     assert retired == [42]
+
+
+def test_a_worker_whose_task_is_stuck_past_the_hard_limit_asks_to_be_replaced():
+    from pyramid_deferred import DeferredTaskRunner
+    from pyramid_deferred.batch import RequestBatch
+    from pyramid_deferred.gunicorn import ask_for_replacement_when_stuck
+
+    made = hook()
+    stuck = worker(ThreadWorker, app_with(made))
+    stuck.alive, stuck.pid = True, 4242
+    ask_for_replacement_when_stuck(stuck)
+    assert made.watchdog.on_stuck is not None
+    made.watchdog.on_stuck(RequestBatch(DeferredTaskRunner(), request_id="req-stuck"))
+    assert stuck.alive is False
+    [(level, message)] = stuck.log.lines
+    assert level == logging.ERROR and "req-stuck" in message and "4242" in message

@@ -106,3 +106,11 @@ def test_in_multiprocess_mode_the_scrape_reads_the_directory_not_the_app_registr
     body, _ = exposition(metrics.registry, None, multiprocess_dir=str(tmp_path))
     assert b"meta.purchase" not in body  # this process did not write to that (empty) directory
     assert b"meta.purchase" in exposition(metrics.registry, None)[0]
+
+
+def test_tasks_running_past_their_cost_are_a_gauge_created_on_first_use(metrics):
+    assert value(metrics, "deferred_tasks_running_past_cost") is None
+    metrics.set_running_past_cost(2)
+    assert value(metrics, "deferred_tasks_running_past_cost") == 2
+    metrics.set_running_past_cost(0)
+    assert value(metrics, "deferred_tasks_running_past_cost") == 0

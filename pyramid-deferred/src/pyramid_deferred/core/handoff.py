@@ -59,6 +59,10 @@ class HandOffWorker:
         self._queue_listeners: list[Callable[[int], object]] = []
 
     @property
+    def threads(self) -> frozenset[threading.Thread]:
+        return frozenset(self._threads)
+
+    @property
     def queue_length(self) -> int:
         return self._queue.qsize()
 

@@ -147,6 +147,7 @@ class DeferredTaskRunner:
         self._forgotten: list[TaskResult] = []
         self._running = False
         self._current: DeferredTask | None = None
+        self._current_started = 0.0
         self._executor = executor
         self._cost_model = cost_model
         self._lock: threading.Lock | None = None
@@ -278,6 +279,11 @@ class DeferredTaskRunner:
     def current_task(self) -> DeferredTask | None:
         """The task :meth:`run` is executing right now (read from another thread at shutdown)."""
         return self._current
+
+    @property
+    def current_task_started(self) -> float:
+        """When the current task started (a ``clock()`` reading): a watchdog's starting point."""
+        return self._current_started
 
     def run(
         self, *, ceiling_seconds: float | None = None, request_failed: bool = False, via: str = "run()"
@@ -430,6 +436,7 @@ class DeferredTaskRunner:
                         in_flight.append(self._submit(item, admitted_by, started, limit, ceiling, debug))
                         continue
                     self._current = item
+                    self._current_started = now
                     try:
                         task()
                     except BaseException as error:

@@ -98,6 +98,8 @@ def includeme(config: Configurator) -> None:
                     request_method="GET")
 
     def watch_handoff_queue() -> None:
-        get_hook(config.registry).worker.add_queue_listener(metrics.set_handoff_queue_length)
+        hook = get_hook(config.registry)
+        hook.worker.add_queue_listener(metrics.set_handoff_queue_length)
+        hook.watchdog.listeners.append(metrics.set_running_past_cost)
 
     config.action(None, watch_handoff_queue)

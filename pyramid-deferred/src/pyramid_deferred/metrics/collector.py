@@ -55,6 +55,7 @@ class DeferredTaskMetrics:
             buckets=TASKS_PER_REQUEST_BUCKETS, registry=registry,
         )
         self._handoff_queue: Gauge | None = None
+        self._running_past_cost: Gauge | None = None
         self._lock = threading.Lock()
 
     def observe(self, report: RunReport) -> None:
@@ -70,6 +71,17 @@ class DeferredTaskMetrics:
         self.run_seconds.observe(report.elapsed_seconds)
         if report.budget_seconds:  # None = unlimited; 0 = an exhausted ceiling: no meaningful share
             self.budget_used.observe(report.elapsed_seconds / report.budget_seconds)
+
+    def set_running_past_cost(self, count: int) -> None:
+        """Tasks running past their declared cost, as the watchdog last counted them."""
+        with self._lock:
+            if self._running_past_cost is None:
+                self._running_past_cost = Gauge(
+                    "deferred_tasks_running_past_cost",
+                    "Deferred tasks still running past their declared cost (the watchdog's last check)",
+                    registry=self.registry, multiprocess_mode="livesum",
+                )
+        self._running_past_cost.set(count)
 
     def set_handoff_queue_length(self, length: int) -> None:
         """Batches waiting for the hand-off worker thread, for the server-support hook to report.
