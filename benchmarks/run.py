@@ -1,7 +1,7 @@
 """``make bench``: every benchmark of issue 6 in one bounded run, then the report.
 
-``python -m benchmarks`` (full: ~7 minutes on 2 cores) or ``python -m benchmarks --quick``
-(small counts, ~1.5 minutes, written under ``benchmarks/results/quick/`` so the committed
+``python -m benchmarks`` (full: ~9 minutes on 2 cores) or ``python -m benchmarks --quick``
+(small counts, ~2 minutes, written under ``benchmarks/results/quick/`` so the committed
 results stay untouched). ``--report-only`` re-renders ``BENCHMARKS.md`` and the chart from
 the saved JSON.
 """
