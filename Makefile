@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e './pyramid-deferred[prometheus,otel]'
+	$(PY) -m pip install --quiet -e './pyramid-deferred[prometheus,otel,celery]'
 	$(PY) -m pip install --quiet -e '.[test]'
 	@# uWSGI compiles on install (gcc, Python headers): required under CI, optional elsewhere.
 	@$(PY) -m pip install --quiet -e '.[uwsgi]' || { \

@@ -16,6 +16,7 @@ from pyramid_deferred.core.handoff import HandOffWorker
 from pyramid_deferred.core.log import deferred_task_logger
 from pyramid_deferred.core.runner import OverrunWarnings
 from pyramid_deferred.dispatch import BatchDispatcher
+from pyramid_deferred.durable import ServiceCheck, SpillOver
 from pyramid_deferred.observers import ReportObserver
 from pyramid_deferred.settings import DeferredTaskSettings
 
@@ -68,6 +69,9 @@ class DeferredTaskHook:
         )
         self.dispatcher = BatchDispatcher(strategy=settings.strategy, worker=self.worker)
         self.overrun_warnings = OverrunWarnings()
+        self.spill_over: SpillOver | None = None
+        self.service_check: ServiceCheck | None = None
+        """Where durable tasks go instead of being lost (``deferred_task.broker_url``); None: off."""
         self._prototype: DeferredTaskRunner | None = None
 
     def new_runner(self) -> DeferredTaskRunner:
@@ -89,6 +93,16 @@ class DeferredTaskHook:
             "max_tasks": self.settings.max_tasks,
             "overrun_warnings": self.overrun_warnings,
         }
+
+
+def set_spill_over(hook: DeferredTaskHook, spill_over: SpillOver | None,
+                   service_check: ServiceCheck | None = None) -> None:
+    """Durable tasks of this app's requests spill to ``spill_over`` (each request's batch carries
+    it, so those the hand-off worker still holds at shutdown spill too)."""
+    service_check = service_check or hook.service_check
+    if spill_over is not None and service_check is not None:
+        spill_over.service_check = service_check
+    hook.spill_over = spill_over
 
 
 def get_hook(registry: Registry) -> DeferredTaskHook:

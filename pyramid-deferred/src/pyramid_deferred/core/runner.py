@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar
 
+from pyramid_deferred.core.durable import DurableCall, DurableHooks, ServiceDown
 from pyramid_deferred.core.log import NOTICE, deferred_task_logger
 from pyramid_deferred.core.report import Outcome, RunReport, TaskResult
 from pyramid_deferred.core.task import DeferredTask, check_name, default_name, is_finite, unchecked
@@ -22,6 +23,7 @@ Clock = Callable[[], float]
 _Entry = tuple[int, int, DeferredTask]  # (-priority, sequence, task): heap order is the run order
 _INF = math.inf
 _EXECUTED = Outcome.EXECUTED
+_SPILLED = Outcome.SPILLED
 _FLOAT_MAX = sys.float_info.max
 _MAX_KNOWN_NAMES = 4096
 DEFAULT_MAX_TASKS = 1000
@@ -117,6 +119,9 @@ class DeferredTaskRunner:
         self._forgotten: list[TaskResult] = []
         self._running = False
         self._current: DeferredTask | None = None
+        self.durable: DurableHooks | None = None
+        """The spill-over for this request's durable tasks (set by its batch before the run);
+        None: durable tasks fare like any other (skipped, failed: logged, not handed over)."""
 
     def spawn(self) -> DeferredTaskRunner:
         """A new, empty runner with this one's settings, without checking them again: the hook
@@ -129,7 +134,7 @@ class DeferredTaskRunner:
         fields["_forgotten"] = []
         fields["_accepted"] = fields["_refused"] = 0
         fields["_closed"] = fields["_running"] = False
-        fields["_current"] = fields["on_first_task"] = None
+        fields["_current"] = fields["on_first_task"] = fields["durable"] = None
         return new
 
     def clock_is_not(self, clock: Clock) -> bool:
@@ -252,8 +257,9 @@ class DeferredTaskRunner:
         finally:
             self._running = False
             self._forgotten = []
-            refused, self._refused, self._accepted = self._refused, 0, 0
-        report = RunReport(tuple(results), elapsed, limit, refused)
+            refused, self._refused = self._refused, 0
+            accepted, self._accepted = self._accepted, 0
+        report = RunReport(tuple(results), elapsed, limit, refused, accepted)
         # A run where every task executed is routine: its summary is DEBUG (each task's own line
         # is too); anything else is INFO. Formatted only if a sink takes the record.
         routine = not refused and all(result.outcome is _EXECUTED for result in results)
@@ -271,13 +277,14 @@ class DeferredTaskRunner:
         self._queue.clear()
         results = self._forgotten + discarded
         self._forgotten = []
-        refused, self._refused, self._accepted = self._refused, 0, 0
+        refused, self._refused = self._refused, 0
+        accepted, self._accepted = self._accepted, 0
         if discarded:
             self._logger.info(
                 "Discarded {} deferred task(s) ({}): {}",
                 len(discarded), ", ".join(result.name for result in discarded), reason,
             )
-        return RunReport(tuple(results), 0.0, None, refused)
+        return RunReport(tuple(results), 0.0, None, refused, accepted)
 
     def _effective_budget(self, ceiling_seconds: float | None) -> float | None:
         """The spec's time-limit table: the tighter of budget and ceiling; 0 budget = no budget."""
@@ -294,19 +301,43 @@ class DeferredTaskRunner:
         append = results.append
         pop = heapq.heappop
         budgeted = limit != _INF
+        durable = self.durable
         started = now = clock()  # one clock reading per task: a task's end is the next one's start
         item: DeferredTask | None = None
         try:
             while queue:
-                item = pop(queue)[2]
+                entry = pop(queue)
+                item = entry[2]
                 task, cost, priority, name, always = item
                 if request_failed and not always:
                     append(TaskResult(name, priority, cost, Outcome.DISCARDED))
                     log.info("Discarded deferred task {} because the request failed", name)
                     continue
+                # Durable tasks (a DurableCall) with a spill-over: handed over, not lost.
+                spill = durable if durable is not None and type(task) is DurableCall else None
+                if spill is not None:
+                    down_for = spill.service_down(task)  # type: ignore[arg-type]
+                    if down_for is not None:
+                        spilled = spill.spill(
+                            item, entry[1], "service_down", countdown=down_for,
+                            detail=f"its service's circuit is open for {down_for:.1f}s more",
+                        )
+                        now = clock()  # the hand-over's time counts against the budget
+                        if spilled:
+                            append(TaskResult(name, priority, cost, _SPILLED))
+                            continue
                 if budgeted:
                     remaining = limit - (now - started)
                     if remaining <= 0 or cost > remaining:
+                        if spill is not None:
+                            spilled = spill.spill(
+                                item, entry[1], "skipped",
+                                detail=f"cost {cost}s > {max(remaining, 0.0):.3f}s of budget left",
+                            )
+                            now = clock()
+                            if spilled:
+                                append(TaskResult(name, priority, cost, _SPILLED))
+                                continue
                         append(TaskResult(name, priority, cost, Outcome.SKIPPED))
                         log.log(
                             NOTICE,
@@ -314,6 +345,8 @@ class DeferredTaskRunner:
                             name, priority, cost, max(remaining, 0.0),
                         )
                         continue
+                if spill is not None:
+                    task = spill.guard(item, entry[1])
                 self._current = item
                 try:
                     task()
@@ -321,8 +354,18 @@ class DeferredTaskRunner:
                     if is_interrupt(error):
                         raise
                     end = clock()
-                    append(TaskResult(name, priority, cost, Outcome.FAILED, end - now, error))
-                    log.opt(exception=True).error("Deferred task {} failed after {:.3f}s", name, end - now)
+                    if spill is not None and spill.spill(
+                        item, entry[1], "service_down" if isinstance(error, ServiceDown) else "failed",
+                        detail=f"failed after {end - now:.3f}s", error=error,
+                        countdown=error.retry_after if isinstance(error, ServiceDown) else 0.0,
+                    ):
+                        append(TaskResult(name, priority, cost, _SPILLED, end - now, error))
+                        end = clock()
+                    else:
+                        append(TaskResult(name, priority, cost, Outcome.FAILED, end - now, error))
+                        log.opt(exception=True).error(
+                            "Deferred task {} failed after {:.3f}s", name, end - now
+                        )
                     now = end
                     continue
                 finally:
@@ -352,6 +395,20 @@ class DeferredTaskRunner:
             )
             raise
         return now - started
+
+    def withdraw(self, decide: Callable[[DeferredTask, int], Outcome]) -> list[DeferredTask]:
+        """Take every queued task out now, each recorded with the outcome ``decide(task, sequence)``
+        gives it; returns them in run order. For a process that stops with tasks still queued
+        (the hand-off worker's shutdown): the durable ones are spilled. May be called from another
+        thread while :meth:`run` is running: a task it pops meanwhile is run there, not here (the
+        idempotency key of a spilled one keeps the two from both running it)."""
+        entries = sorted(self._queue)
+        self._queue.clear()
+        withdrawn = []
+        for entry in entries:
+            self._forgotten.append(_result(entry[2], decide(entry[2], entry[1])))
+            withdrawn.append(entry[2])
+        return withdrawn
 
     def _remove(self, name: str, reason: str) -> int:
         kept = [entry for entry in self._queue if entry[2].name != name]
