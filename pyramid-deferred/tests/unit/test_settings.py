@@ -72,7 +72,7 @@ def test_the_broker_url_is_off_when_empty_and_kept_out_of_the_settings_repr():
 @pytest.mark.parametrize(("cls", "decl"), [(cls, decl) for cls in (DeferredTaskSettings, MetricsSettings)
                                            for _, decl in declared(cls)], ids=lambda v: getattr(v, "key", ""))
 def test_a_bad_ini_value_names_the_ini_key(cls, decl):
-    shown = " \\(value hidden\\)" if isinstance(decl.parse, SecretParser) else "'sometimes'"
+    shown = " \\(value hidden\\)" if isinstance(decl.parse, SecretParser) else "='sometimes'"
     with pytest.raises(ConfigError, match=rf"{decl.key} \(\.ini setting\){shown}"):
         load(cls, {decl.key: "sometimes"}, {})
 
