@@ -35,6 +35,7 @@ from pyramid_deferred.durable import (
     ServiceDown,
     SpilledTask,
     SpillOver,
+    call_with_spill_possible,
     decode_payload,
     load_function,
 )
@@ -191,7 +192,7 @@ def _run(celery_task: Task, task: SpilledTask, claims: RedisClaims,
         return "dead"
     started = time.monotonic()
     try:
-        function(*args, **kwargs)
+        call_with_spill_possible(lambda: function(*args, **kwargs))
     except ServiceDown as down:
         claims.release(task.key)
         return _retry(celery_task, task, down.retry_after, str(down), attempt, settings)

@@ -31,9 +31,11 @@ from pyramid_deferred.core.durable import (
     DurableHooks,
     NotDurableError,
     ServiceDown,
+    call_with_spill_possible,
     decode_payload,
     durable,
     load_function,
+    spill_possible,
 )
 from pyramid_deferred.core.log import NOTICE, deferred_task_logger
 
@@ -60,6 +62,7 @@ __all__ = [
     "decode_payload",
     "durable",
     "load_function",
+    "spill_possible",
 ]
 
 ServiceCheck = Callable[[str], "float | None"]
@@ -281,7 +284,7 @@ class DurableRun:
                     logger.info("Deferred task {} ({}) not run here: its key is {} elsewhere", item.name,
                                 key, "done" if claim is Claim.DONE else "held")
                     return None
-                result = call()
+                result = call_with_spill_possible(call)
                 if claim is Claim.CLAIMED:
                     claims.done(key)  # type: ignore[union-attr]
                 return result

@@ -19,6 +19,7 @@ import importlib
 import json
 import math
 from collections.abc import Callable, Mapping, Sequence
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pyramid_deferred.core.task import check_name
@@ -28,6 +29,24 @@ if TYPE_CHECKING:
 
 MAX_MESSAGE_BYTES = 64 * 1024
 """A spilled task's arguments travel through the broker: keep them small (ids, not documents)."""
+
+
+_SPILL_POSSIBLE: ContextVar[bool] = ContextVar("pyramid_deferred_spill_possible", default=False)
+
+
+def spill_possible() -> bool:
+    """True inside a durable task that a failure would hand over (spill-over on, or already in
+    the engine's worker, which retries). A task may then raise for a failure it would otherwise
+    only log: without a spill-over, raising would only turn a logged failure into a lost one."""
+    return _SPILL_POSSIBLE.get()
+
+
+def call_with_spill_possible(call: Callable[[], object]) -> object:
+    token = _SPILL_POSSIBLE.set(True)
+    try:
+        return call()
+    finally:
+        _SPILL_POSSIBLE.reset(token)
 
 
 class NotDurableError(TypeError):

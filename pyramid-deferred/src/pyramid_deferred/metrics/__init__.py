@@ -98,6 +98,11 @@ def includeme(config: Configurator) -> None:
                     request_method="GET")
 
     def watch_handoff_queue() -> None:
-        get_hook(config.registry).worker.add_queue_listener(metrics.set_handoff_queue_length)
+        hook = get_hook(config.registry)
+        hook.worker.add_queue_listener(metrics.set_handoff_queue_length)
+        if hook.spill_over is not None:
+            hook.spill_over.listeners.append(
+                lambda task, taken: metrics.observe_spill(task.name, task.reason, taken)
+            )
 
     config.action(None, watch_handoff_queue)
