@@ -28,6 +28,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from redis.retry import Retry as RedisRetry
 
+from pyramid_deferred.core.durable import call_with_spill_possible
 from pyramid_deferred.core.log import CHANNEL
 from pyramid_deferred.durable import (
     BrokerUnavailable,
@@ -35,7 +36,6 @@ from pyramid_deferred.durable import (
     ServiceDown,
     SpilledTask,
     SpillOver,
-    call_with_spill_possible,
     decode_payload,
     load_function,
 )
@@ -163,7 +163,10 @@ def register_durable_task(app: Celery, settings: DeferredTaskSettings) -> Task:
                                       done_ttl_seconds=settings.idempotency_ttl_seconds))
         return claims[0]
 
-    @app.task(bind=True, name=TASK_NAME, max_retries=settings.spill_max_retries, acks_late=True)
+    # shared=False: a shared task would be added to every Celery app of the process (two apps
+    # with two brokers, as in tests), each then running the first app's closure.
+    @app.task(bind=True, name=TASK_NAME, max_retries=settings.spill_max_retries, acks_late=True,
+              shared=False)
     def run_durable(self: Task, message: dict[str, object]) -> str:
         task = SpilledTask.from_message(message)
         with logger.contextualize(request_id=task.request_id):
