@@ -106,7 +106,9 @@ def meta_env(stub_server: HTTPServer) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def worker(broker_url: str, stub_server: HTTPServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:
+def worker(
+    broker_url: str, stub_server: HTTPServer, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Worker]:
     """``make worker``'s command, as a subprocess of this test module."""
     probe_dir = tmp_path_factory.mktemp("durable")
     (probe_dir / "markers").mkdir()
@@ -120,13 +122,15 @@ def worker(broker_url: str, stub_server: HTTPServer, tmp_path_factory: pytest.Te
         "APP_LOG_LEVEL": "INFO",
     })
     argv = [str(CELERY), "-A", "app.worker", "worker", "--pool=solo", "--concurrency=1", "-l", "info",
-            "--without-heartbeat", "--without-gossip", "--without-mingle", "-n", f"durable-test-{os.getpid()}@%h"]
+            "--without-heartbeat", "--without-gossip", "--without-mingle",
+            "-n", f"durable-test-{os.getpid()}@%h"]
     with log_path.open("ab") as log:
         process = subprocess.Popen(argv, cwd=WORKTREE, env=env, stdin=subprocess.DEVNULL, stdout=log,
                                    stderr=subprocess.STDOUT)
     running = Worker(process, log_path, probe_dir, broker_url)
     try:
-        ready = poll(lambda: process.poll() is not None or " ready." in running.log(), timeout=30, interval=0.1)
+        ready = poll(lambda: process.poll() is not None or " ready." in running.log(),
+                     timeout=30, interval=0.1)
         assert ready and process.poll() is None, f"the Celery worker did not start:\n{running.log()}"
         yield running
     finally:
@@ -143,7 +147,7 @@ def worker(broker_url: str, stub_server: HTTPServer, tmp_path_factory: pytest.Te
 def records() -> Iterator[list[dict[str, Any]]]:
     """Every log record of this process during the test."""
     seen: list[dict[str, Any]] = []
-    sink = logger.add(lambda message: seen.append(message.record), level="DEBUG")
+    sink = logger.add(lambda message: seen.append(dict(message.record)), level="DEBUG")
     yield seen
     logger.remove(sink)
 
@@ -185,7 +189,8 @@ def test_a_durable_task_the_budget_skips_spills_and_the_worker_runs_it_exactly_o
     assert poll(lambda: meta.delivered(order), timeout=DELIVERY_TIMEOUT), worker.log()
     time.sleep(DUPLICATE_WINDOW)
     assert len(meta.delivered(order)) == 1
-    assert any("Spilled deferred task meta.purchase to Celery (skipped" in m for m in messages(records, "NOTICE"))
+    notices = messages(records, "NOTICE")
+    assert any("Spilled deferred task meta.purchase to Celery (skipped" in m for m in notices)
 
 
 def test_a_service_known_down_spills_without_a_call_and_is_delivered_once_after_the_reset_timeout(
@@ -206,7 +211,8 @@ def test_a_service_known_down_spills_without_a_call_and_is_delivered_once_after_
                for m in messages(records, "WARNING")) == 1
     assert all(report.balanced for report in reports)
     for order in [*failing, down]:
-        assert poll(lambda order=order: meta.delivered(order), timeout=DELIVERY_TIMEOUT), worker.log()
+        assert poll(lambda order=order: meta.delivered(order),  # type: ignore[misc]
+                    timeout=DELIVERY_TIMEOUT), worker.log()
     assert meta.delivered(down)[0] >= spilled_at + RESET_TIMEOUT * 0.8  # Celery waited for the reset
     time.sleep(DUPLICATE_WINDOW)
     assert [len(meta.delivered(order)) for order in [*failing, down]] == [1, 1]
@@ -256,7 +262,8 @@ def test_broker_down_logs_the_task_for_replay_without_touching_the_response(stub
     assert took < 5.0  # one bounded attempt, then the rest fail at once (logged)
     errors = [m for m in messages(records, "ERROR") if "could not spill to Celery" in m]
     meta_error = next(m for m in errors if m.startswith("Deferred task meta.purchase "))
-    assert "LOST unless replayed: key=" in meta_error and "function=app.durable_tasks:meta_event" in meta_error
+    assert "LOST unless replayed: key=" in meta_error
+    assert "function=app.durable_tasks:meta_event" in meta_error
     assert "meta.purchase" in reports[-1].skipped and reports[-1].balanced
     every_line = "\n".join(str(r["message"]) + str(r["extra"]) + str(r["exception"]) for r in records)
     assert "pw-never-logged" not in every_line
