@@ -248,7 +248,7 @@ class DeferredTaskRunner:
         if self._running:
             raise RuntimeError("run() is already running for this runner; tasks may defer(), not run()")
         if not self._queue and not self._forgotten and not self._refused:
-            return RunReport(budget_seconds=self._effective_budget(ceiling_seconds))
+            return RunReport(budget_seconds=self._effective_budget(ceiling_seconds), deferred=0)
         limit = self._effective_budget(ceiling_seconds)
         results = self._forgotten  # a task that forgets or replaces during the run reports here too
         self._running = True
