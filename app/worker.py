@@ -10,29 +10,18 @@ environment, as in the web app (docs/durable.md).
 
 from __future__ import annotations
 
-import configparser
 import os
-from pathlib import Path
 
 from celery import Celery
 from pyramid_deferred.celery import create_celery_app
 
 from app.durable_tasks import use_process_container
 from app.factory import build_container
-
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_INI = ROOT / "config" / "production.ini"
-
-
-def ini_settings(path: Path) -> dict[str, str]:
-    """The ``[app:main]`` keys of a paste .ini file (no interpolation: values are plain)."""
-    parser = configparser.ConfigParser(interpolation=None)
-    parser.read(path, encoding="utf-8")
-    return dict(parser["app:main"]) if parser.has_section("app:main") else {}
+from config.worker_ini import ini_settings, worker_ini_path
 
 
 def create_worker_app() -> Celery:
-    settings = ini_settings(Path(os.environ.get("APP_INI", DEFAULT_INI)))
+    settings = ini_settings(worker_ini_path(os.environ))
     container = build_container(settings)
     container.init_resources()  # logging, as in the web app
     use_process_container(container)
