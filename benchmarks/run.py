@@ -19,11 +19,11 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from benchmarks import budget, latency, load, machine, overhead, report
+from benchmarks import budget, latency, load, machine, overhead, report, spill
 from benchmarks.servers import ROOT
 
 RESULTS = ROOT / "benchmarks" / "results"
-SECTIONS = ("overhead", "budget", "latency", "load")
+SECTIONS = ("overhead", "budget", "latency", "load", "spill")
 
 PROFILES: dict[str, dict[str, Any]] = {
     "full": {
@@ -31,12 +31,14 @@ PROFILES: dict[str, dict[str, Any]] = {
         "overhead": {"samples": 9, "tasks_per_sample": 20_000, "hook_requests": 2_000},
         "budget": {"trials": 15},
         "load": {"work_requests": 40, "plain_requests": 20_000, "plain_seconds": 5.0},
+        "spill": {"requests": 2000, "spills": 2000},
     },
     "quick": {
         "latency": {"requests": 15, "warmup": 2, "time_limit": 60.0},
         "overhead": {"samples": 3, "tasks_per_sample": 5_000, "hook_requests": 300},
         "budget": {"trials": 3},
         "load": {"work_requests": 12, "plain_requests": 3_000, "plain_seconds": 2.0},
+        "spill": {"requests": 200, "spills": 200},
     },
 }
 
@@ -70,6 +72,7 @@ def run(*, quick: bool, only: tuple[str, ...], note: str | None) -> tuple[dict[s
         "budget": lambda: budget.measure(**profile["budget"]),
         "latency": lambda: latency.measure(**profile["latency"], log_dir=log_dir),
         "load": lambda: load.measure(**profile["load"], log_dir=log_dir),
+        "spill": lambda: spill.measure(**profile["spill"]),
     }
     ok = True
     for name in only:
