@@ -80,9 +80,15 @@ class Worker:
 
 
 @pytest.fixture(scope="module")
-def stub_server(make_httpserver: HTTPServer) -> Iterator[HTTPServer]:
-    yield make_httpserver
-    make_httpserver.clear()
+def stub_server() -> Iterator[HTTPServer]:
+    """This module's own stub server (the session's may hold other tests' handlers)."""
+    server = HTTPServer(host="127.0.0.1", port=free_port())
+    server.start()
+    try:
+        yield server
+    finally:
+        server.clear()
+        server.stop()
 
 
 @pytest.fixture

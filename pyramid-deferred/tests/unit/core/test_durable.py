@@ -8,19 +8,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pyramid_deferred import testing as fx
 from pyramid_deferred.core import DeferredTaskRunner, Outcome
 from pyramid_deferred.durable import (
     BrokerUnavailable,
     Claim,
     NotDurableError,
-    ServiceDown,
     SpilledTask,
     SpillOver,
     decode_payload,
     durable,
 )
 from pyramid_deferred.testing import FakeClock
-from tests.unit.core import durable_fixtures as fx
 
 
 class FakeSpiller:
@@ -83,33 +82,34 @@ def test_durable_refuses_a_lambda_a_closure_and_a_bound_method_naming_the_proble
 ])
 def test_durable_refuses_arguments_that_would_not_come_back_the_same(args, kwargs, problem):
     with pytest.raises(NotDurableError, match=problem):
-        durable(fx.record, *args, **kwargs)
+        durable(fx.record_durable, *args, **kwargs)
 
 
 def test_a_durable_task_refused_at_the_defer_call_is_never_queued():
     runner = DeferredTaskRunner()
-    with pytest.raises(NotDurableError, match=r"durable_fixtures:record"):
-        runner.defer(durable(fx.record, {"order": object()}), max_cost_seconds=1, name="meta.purchase")
+    with pytest.raises(NotDurableError, match=r"testing:record_durable"):
+        runner.defer(durable(fx.record_durable, {"order": object()}), max_cost_seconds=1,
+                     name="meta.purchase")
     assert not runner.has_tasks()
 
 
 def test_a_durable_call_by_path_runs_in_process_like_any_task_and_names_itself():
-    fx.CALLS.clear()
-    call = durable("tests.unit.core.durable_fixtures:record", "o-1", 2, currency="EUR")
+    fx.DURABLE_CALLS.clear()
+    call = durable("pyramid_deferred.testing:record_durable", "o-1", 2, currency="EUR")
     assert decode_payload(call.payload) == (["o-1", 2], {"currency": "EUR"})
     runner = DeferredTaskRunner()
     runner.defer(call, max_cost_seconds=1)
     report = runner.run()
-    assert report.executed == ("tests.unit.core.durable_fixtures.record",)
-    assert fx.CALLS == [("o-1", 2, ("currency", "EUR"))]
+    assert report.executed == ("pyramid_deferred.testing.record_durable",)
+    assert fx.DURABLE_CALLS == [("o-1", 2, ("currency", "EUR"))]
 
 
 def test_skipped_failed_and_service_down_durable_tasks_spill_and_plain_ones_do_not():
     runner, spiller, claims, _ = runner_with_spill(budget=1.0, down={"meta": 12.5})
-    runner.defer(durable(fx.record, 1, service="meta"), max_cost_seconds=0.5, priority=90,
+    runner.defer(durable(fx.record_durable, 1, service="meta"), max_cost_seconds=0.5, priority=90,
                  name="meta.purchase")
-    runner.defer(durable(fx.explode), max_cost_seconds=0.5, priority=80, name="manago.purchase")
-    runner.defer(durable(fx.record, 2), max_cost_seconds=5, priority=70, name="ai.purchase")
+    runner.defer(durable(fx.fail_durable), max_cost_seconds=0.5, priority=80, name="manago.purchase")
+    runner.defer(durable(fx.record_durable, 2), max_cost_seconds=5, priority=70, name="ai.purchase")
     runner.defer(lambda: None, max_cost_seconds=5, priority=60, name="plain.skipped")
     report = runner.run()
     assert report.spilled == ("meta.purchase", "manago.purchase", "ai.purchase")
@@ -126,23 +126,19 @@ def test_skipped_failed_and_service_down_durable_tasks_spill_and_plain_ones_do_n
 def test_a_task_that_raises_service_down_spills_with_its_retry_delay():
     runner, _, _, _ = runner_with_spill()
 
-    runner.defer(durable(fx.record, 1), max_cost_seconds=1, name="meta.purchase")
+    runner.defer(durable(fx.record_durable, 1), max_cost_seconds=1, name="meta.purchase")
     runner.durable.spill_over.service_check = None
     report = runner.run()
     assert report.executed == ("meta.purchase",)
     runner2, spiller2, _, _ = runner_with_spill()
-    runner2.defer(durable("tests.unit.core.test_durable:raise_service_down"), max_cost_seconds=1, name="x")
+    runner2.defer(durable(fx.service_down_durable, "meta", 7.0), max_cost_seconds=1, name="x")
     assert runner2.run().spilled == ("x",)
     assert [(t.reason, t.countdown) for t in spiller2.sent] == [("service_down", 7.0)]
 
 
-def raise_service_down() -> None:
-    raise ServiceDown("meta", 7.0)
-
-
 def test_an_executed_durable_task_records_its_key_and_a_spilled_copy_is_not_run_again():
     runner, _, claims, _ = runner_with_spill()
-    runner.defer(durable(fx.record, 3), max_cost_seconds=1, name="meta.purchase")
+    runner.defer(durable(fx.record_durable, 3), max_cost_seconds=1, name="meta.purchase")
     assert runner.run().executed == ("meta.purchase",)
     assert list(claims.keys.values()) == ["done"]
     [key] = claims.keys
@@ -154,8 +150,8 @@ def test_broker_down_the_task_keeps_its_usual_outcome_and_is_logged_for_replay()
     spiller.down = True
     errors: list[str] = []
     runner.durable.spill_over.logger = _Recorder(errors)
-    runner.defer(durable(fx.record, "o-9"), max_cost_seconds=5, name="meta.purchase")
-    runner.defer(durable(fx.record, "o-10"), max_cost_seconds=5, name="manago.purchase")
+    runner.defer(durable(fx.record_durable, "o-9"), max_cost_seconds=5, name="meta.purchase")
+    runner.defer(durable(fx.record_durable, "o-10"), max_cost_seconds=5, name="manago.purchase")
     report = runner.run()
     assert report.skipped == ("meta.purchase", "manago.purchase") and report.balanced
     assert len(errors) == 2 and all("LOST unless replayed: key=req-1:" in e for e in errors)
@@ -194,7 +190,7 @@ def test_the_ledger_balances_for_every_mix_of_tasks(kinds, budget, broker_down, 
         if kind == "forget":
             runner.forget(name)
         elif kind.startswith("durable"):
-            function = fx.explode if kind.endswith("raises") else fx.record
+            function = fx.fail_durable if kind.endswith("raises") else fx.record_durable
             runner.defer(durable(function, index), max_cost_seconds=2.0 if kind.endswith("slow") else 0.1,
                          name=name, always=index % 2 == 0)
         else:
@@ -214,7 +210,7 @@ def test_a_batch_still_queued_at_shutdown_spills_its_durable_tasks_and_names_the
     reports = []
     runner = DeferredTaskRunner()
     runner.defer(lambda: None, max_cost_seconds=1, name="plain.flush")
-    runner.defer(durable(fx.record, 5), max_cost_seconds=1, name="meta.purchase")
+    runner.defer(durable(fx.record_durable, 5), max_cost_seconds=1, name="meta.purchase")
     batch = RequestBatch(runner, request_id="req-stop", spill_over=SpillOver(spiller, MemoryClaims()),
                          observers=(lambda batch, report: reports.append(report),))
     assert batch.abandon() == ["plain.flush"]
