@@ -4,12 +4,12 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup bench-setup browser-check serve test lint check bench clean
+.PHONY: setup bench-setup browser-check serve worker test lint check bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e './pyramid-deferred[prometheus,otel]'
+	$(PY) -m pip install --quiet -e './pyramid-deferred[prometheus,otel,celery]'
 	$(PY) -m pip install --quiet -e '.[test]'
 	@# uWSGI compiles on install (gcc, Python headers): required under CI, optional elsewhere.
 	@$(PY) -m pip install --quiet -e '.[uwsgi]' || { \
@@ -34,6 +34,11 @@ browser-check:
 
 serve: setup
 	$(VENV)/bin/pserve config/development.ini
+
+# The Celery worker that runs the durable tasks (revenue events) the web workers spilled
+# (docs/durable.md). Needs APP_DEFERRED_TASK_BROKER_URL=redis://... (the web workers' too).
+worker: setup
+	$(VENV)/bin/celery -A app.worker worker --pool=solo --concurrency=1 -l info
 
 # pytest exits 5 when it collected nothing: that is a failure here, never a silent pass.
 test: setup browser-check

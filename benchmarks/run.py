@@ -19,11 +19,11 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from benchmarks import budget, latency, load, machine, observability, overhead, report
+from benchmarks import budget, latency, load, machine, observability, overhead, report, spill
 from benchmarks.servers import ROOT
 
 RESULTS = ROOT / "benchmarks" / "results"
-SECTIONS = ("overhead", "budget", "latency", "load", "observability")
+SECTIONS = ("overhead", "budget", "latency", "load", "observability", "spill")
 
 PROFILES: dict[str, dict[str, Any]] = {
     "full": {
@@ -34,6 +34,7 @@ PROFILES: dict[str, dict[str, Any]] = {
             "work_requests": 40, "plain_requests": 20_000, "plain_seconds": 5.0, "lane_idle_requests": 10,
         },
         "observability": {"samples": 61, "requests": 300},
+        "spill": {"requests": 2000, "spills": 2000},
     },
     "quick": {
         "latency": {"requests": 15, "warmup": 2, "time_limit": 60.0},
@@ -43,6 +44,7 @@ PROFILES: dict[str, dict[str, Any]] = {
             "work_requests": 12, "plain_requests": 3_000, "plain_seconds": 2.0, "lane_idle_requests": 3,
         },
         "observability": {"samples": 21, "requests": 100},
+        "spill": {"requests": 200, "spills": 200},
     },
 }
 
@@ -77,6 +79,7 @@ def run(*, quick: bool, only: tuple[str, ...], note: str | None) -> tuple[dict[s
         "latency": lambda: latency.measure(**profile["latency"], log_dir=log_dir),
         "load": lambda: load.measure(**profile["load"], log_dir=log_dir),
         "observability": lambda: observability.measure(**profile["observability"]),
+        "spill": lambda: spill.measure(**profile["spill"]),
     }
     ok = True
     for name in only:

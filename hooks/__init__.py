@@ -13,6 +13,8 @@ from typing import Any
 from pyramid.config import Configurator
 from pyramid.events import NewRequest
 
+from app.durable_tasks import CURRENT_CONTAINER
+
 
 def includeme(config: Configurator) -> None:
     container: Any = config.registry.container
@@ -28,6 +30,9 @@ def includeme(config: Configurator) -> None:
         config.include("pyramid_deferred.dashboard")
         config.add_deferred_dashboard_panel("Circuit breakers", lambda request: breaker_states(container))
     config.add_subscriber(start_request_scope, NewRequest)
+    # Durable tasks (the revenue events) with a service whose breaker is open spill to Celery at
+    # once, and Celery waits for the breaker's reset timeout (docs/durable.md).
+    config.set_deferred_task_service_check(lambda service: container.breaker_store().retry_after(service))
 
 
 def start_request_scope(event: NewRequest) -> None:
@@ -36,6 +41,7 @@ def start_request_scope(event: NewRequest) -> None:
     container = getattr(event.request.registry, "container", None)
     if container is None:
         return
+    CURRENT_CONTAINER.set(container)  # the revenue events' durable tasks find their services here
     provider: Any = container.matomo_tracker
     for candidate in (provider, *provider.overridden):
         reset = getattr(candidate, "reset", None)

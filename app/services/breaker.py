@@ -155,6 +155,18 @@ class ServiceBreaker:
     def overhead_seconds(self) -> float:
         return self._storage.overhead_seconds
 
+    def retry_after(self) -> float | None:
+        """Seconds until the open breaker lets a probe through; None when calls may go now
+        (closed, half-open, or open with its reset timeout over: the next call is the probe)."""
+        if self._storage.state != STATE_OPEN:
+            return None
+        opened_at = self._storage.opened_at
+        if opened_at is None:
+            return None
+        reopens = opened_at + timedelta(seconds=self._breaker.reset_timeout)
+        left = (reopens - datetime.now(UTC)).total_seconds()
+        return left if left > 0 else None
+
     def try_acquire(self, probe_ttl_seconds: float) -> Permit | None:
         """A permit to call the service now, or None when the breaker says not to."""
         state = self._storage.state

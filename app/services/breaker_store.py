@@ -113,6 +113,12 @@ class BreakerStore:
         self._handed_out[service] = breaker
         return breaker
 
+    def retry_after(self, service: str) -> float | None:
+        """Seconds until ``service``'s open breaker lets a call through; None when it may be
+        called (or was not used yet in this process). The add-on's service check."""
+        breaker = self._handed_out.get(service)
+        return None if breaker is None else breaker.retry_after()
+
     def states(self) -> list[dict[str, object]]:
         """Each breaker handed out so far (a service not used yet has none): its state, its
         consecutive failures, and where the state lives. For the dashboard's panel."""

@@ -18,7 +18,9 @@ when signed in); card 4000000000000002 is declined. A placed order's answer has
 from __future__ import annotations
 
 from pyramid.view import view_config
+from pyramid_deferred.durable import durable
 
+from app.durable_tasks import manago_purchase, manago_purchase_to_json
 from app.services import ManagoPurchase, MatomoItem, MetaEventName, SignalType
 from app.shop.customers import normalise_email, normalise_phone
 from app.shop.orders import ACCEPTED_CARD, Order, PaymentDeclined
@@ -95,7 +97,7 @@ class CheckoutController(CartController):
             currency=order.currency,
         )
         self.runner.defer(
-            lambda: manago.send_purchase(purchase),
+            durable(manago_purchase, manago_purchase_to_json(purchase), service="manago"),
             max_cost_seconds=manago.max_cost_seconds,
             priority=CRITICAL,
             name=purchase.task_name,

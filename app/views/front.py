@@ -22,7 +22,9 @@ from pyramid.request import Request
 from pyramid.response import Response
 from pyramid.view import view_config, view_defaults
 from pyramid_deferred import DeferredTaskRunner
+from pyramid_deferred.durable import durable
 
+from app.durable_tasks import advisable_ai_signal, meta_event, meta_event_to_json, signal_to_json
 from app.services import (
     MatomoTracker,
     MatomoVisit,
@@ -278,9 +280,12 @@ class FrontController:
         )
 
     def signal(self, signal: Signal, *, priority: int = NORMAL) -> None:
+        """A purchase signal is durable (revenue: it spills to Celery rather than being lost)."""
         ai = self.container.advisable_ai()
         self.runner.defer(
-            lambda: ai.send_signal(signal),
+            durable(advisable_ai_signal, signal_to_json(signal), service="advisable_ai")
+            if signal.type is SignalType.PURCHASE
+            else lambda: ai.send_signal(signal),
             max_cost_seconds=ai.max_cost_seconds,
             priority=priority,
             name=signal.task_name,
@@ -324,7 +329,10 @@ class FrontController:
         )
         meta = self.container.meta()
         self.runner.defer(
-            lambda: meta.send_event(event),
+            # A Purchase is durable (revenue: it spills to Celery rather than being lost).
+            durable(meta_event, meta_event_to_json(event), service="meta")
+            if event_name is MetaEventName.PURCHASE
+            else lambda: meta.send_event(event),
             max_cost_seconds=meta.max_cost_seconds,
             priority=priority,
             name=event.task_name,

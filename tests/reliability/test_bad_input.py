@@ -20,6 +20,7 @@ from pyramid_deferred.testing import DeferredTaskCapture
 from webtest import TestApp
 
 from app.factory import build_container, make_configurator
+from config.worker_ini import worker_ini_path
 from containers import Container
 from tests.conftest import LogCapture
 from tests.functional.shop import BROWSER
@@ -67,6 +68,8 @@ def start_up(row: EnvRow, environ: dict[str, str], monkeypatch: pytest.MonkeyPat
             patch.delenv(name)
         for name, value in environ.items():
             patch.setenv(name, value)
+        if row.read_by == "app/worker.py":
+            return worker_ini_path(environ)
         if row.read_by == "gunicorn.conf.py":
             return runpy.run_path(str(GUNICORN_CONF))["workers"]
         container = build_container({}, environ)

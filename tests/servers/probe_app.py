@@ -177,6 +177,41 @@ def sleep_view(request: Request) -> Response:
     return _body_response(request.GET.get("size", "small"))
 
 
+DURABLE_LOG = "durable.log"
+
+
+def record_durable(rid: str, index: int) -> None:
+    """A durable task: one line ``<rid> <index> <pid>`` per run, wherever it runs (this server,
+    or the Celery worker a spill handed it to)."""
+    line = f"{rid} {index} {os.getpid()}\n"
+    fd = os.open(probe_dir() / DURABLE_LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line.encode())
+    finally:
+        os.close(fd)
+
+
+def durable_view(request: Request) -> Response:
+    """Defers one plain task that sleeps ``seconds`` (priority 100), then ``tasks`` durable ones
+    (``record_durable``): a SIGTERM while the first runs finds the durable ones queued."""
+    from pyramid_deferred.durable import durable
+
+    rid = _query_str(request, "rid")
+    seconds = float(request.GET.get("seconds", "2"))
+
+    def sleep_then_mark() -> None:
+        started = _mark_started(rid)
+        time.sleep(seconds)
+        _write_marker(rid, started)
+
+    request.deferred_task.defer(sleep_then_mark, max_cost_seconds=seconds + 1, priority=100,
+                                name=f"probe.sleep.{rid}")
+    for index in range(int(request.GET.get("tasks", "3"))):
+        request.deferred_task.defer(durable(record_durable, rid, index), max_cost_seconds=1.0,
+                                    name=f"probe.durable.{index}")
+    return _body_response(request.GET.get("size", "stream"))
+
+
 def _append_line(own_rid: str, index: int, log: str = ISOLATION_LOG) -> None:
     line = f"{own_rid} {index} {current_rid()} {os.getpid()} {threading.current_thread().name}\n"
     fd = os.open(probe_dir() / log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -321,6 +356,7 @@ def make_app() -> WSGIApp:
         ("stress", stress_view),
         ("pid", pid_view),
         ("raise", raise_view),
+        ("durable", durable_view),
     ]:
         config.add_route(f"probe_{name}", f"/probe/{name}")
         config.add_view(view, route_name=f"probe_{name}")

@@ -12,8 +12,10 @@ from typing import TYPE_CHECKING
 
 from loguru import logger
 
-from pyramid_deferred.core import DeferredTaskRunner, RunReport
+from pyramid_deferred.core import DeferredTaskRunner, Outcome, RunReport
 from pyramid_deferred.core.log import deferred_task_logger
+from pyramid_deferred.core.task import DeferredTask
+from pyramid_deferred.durable import DurableCall, DurableRun, SpillOver, SpillReason
 from pyramid_deferred.observers import ReportObserver, notify_observers
 from pyramid_deferred.request_id import new_request_id
 from pyramid_deferred.scope import _current
@@ -72,6 +74,8 @@ class RequestBatch:
     notes: dict[str, object] = field(default_factory=dict)
     """What add-ons note about the request for the observers, which never see the request
     (``pyramid_deferred.tracing``: the request's span; ``pyramid_deferred.dashboard``: its line)."""
+    spill_over: SpillOver | None = None
+    """Where this request's durable tasks go instead of being lost (None: spill-over off)."""
     _done: bool = False
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -125,6 +129,42 @@ class RequestBatch:
             return self.context.run(self._run)
         return self._run()
 
+    def abandon(self) -> list[str]:
+        """The process stops (the hand-off worker's grace ran out) with this batch queued or
+        running: take its queued tasks out, spill the durable ones, and return the names of the
+        tasks that are lost (to be named at ERROR). A task still running is named lost too, or,
+        if it is durable, spilled: its idempotency key, held by the run here until it ends or its
+        lease expires, keeps the engine's copy from running while this one still might."""
+        never_started = self._claim()
+        hooks = self.runner.durable
+        run = hooks if isinstance(hooks, DurableRun) else None
+        if run is None and self.spill_over is not None:
+            run = self.spill_over.for_request(self.request_id)
+        lost: list[str] = []
+        with logger.contextualize(request_id=self.request_id):
+            current = self.runner.current_task
+            if current is not None:
+                running = run.running if run is not None else None
+                if running is None or running[0] is not current or not run.spill(  # type: ignore[union-attr]
+                    current, running[1], SpillReason.SHUTDOWN, detail="still running when the grace ran out"
+                ):
+                    lost.append(f"{current.name} (still running)")
+
+            def decide(task: DeferredTask, sequence: int) -> Outcome:
+                if run is not None and type(task.task) is DurableCall and run.spill(
+                    task, sequence, SpillReason.SHUTDOWN, detail="still queued when the grace ran out"
+                ):
+                    return Outcome.SPILLED
+                lost.append(task.name)
+                return Outcome.DISCARDED
+
+            self.runner.withdraw(decide)
+            if never_started:  # nobody will report it otherwise: its report balances the ledger
+                report = self.runner.run(request_failed=True)
+                self.runner.close()
+                notify_observers(self, report)
+        return lost
+
     def discard_once(self, reason: str) -> RunReport | None:
         """Decide the batch without running anything: every task, ``always`` included, is discarded."""
         if not self._claim():
@@ -148,6 +188,8 @@ class RequestBatch:
     def _run_watched(self) -> RunReport | None:
         with logger.contextualize(request_id=self.request_id):
             self.run_started_at = self.clock()
+            if self.spill_over is not None:
+                self.runner.durable = self.spill_over.for_request(self.request_id)
             try:
                 report = self.runner.run(
                     ceiling_seconds=self.ceiling_seconds(), request_failed=self.request_failed,

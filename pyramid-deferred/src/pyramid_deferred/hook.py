@@ -19,6 +19,7 @@ from pyramid_deferred.core.handoff import HandOffWorker
 from pyramid_deferred.core.log import deferred_task_logger
 from pyramid_deferred.core.runner import LazyExecutor, OverrunWarnings
 from pyramid_deferred.dispatch import BatchDispatcher
+from pyramid_deferred.durable import ServiceCheck, SpillOver
 from pyramid_deferred.observers import ReportObserver
 from pyramid_deferred.settings import DeferredTaskSettings
 from pyramid_deferred.watchdog import Watchdog
@@ -77,6 +78,9 @@ class DeferredTaskHook:
         )
         self._concurrent_pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
+        self.spill_over: SpillOver | None = None
+        self.service_check: ServiceCheck | None = None
+        """Where durable tasks go instead of being lost (``deferred_task.broker_url``); None: off."""
         self._prototype: DeferredTaskRunner | None = None
         self.watchdog = Watchdog(clock=clock)
 
@@ -111,6 +115,16 @@ class DeferredTaskHook:
                     max_workers=self.settings.concurrent_threads, thread_name_prefix="deferred-concurrent"
                 )
             return self._concurrent_pool
+
+
+def set_spill_over(hook: DeferredTaskHook, spill_over: SpillOver | None,
+                   service_check: ServiceCheck | None = None) -> None:
+    """Durable tasks of this app's requests spill to ``spill_over`` (each request's batch carries
+    it, so those the hand-off worker still holds at shutdown spill too)."""
+    service_check = service_check or hook.service_check
+    if spill_over is not None and service_check is not None:
+        spill_over.service_check = service_check
+    hook.spill_over = spill_over
 
 
 def get_hook(registry: Registry) -> DeferredTaskHook:

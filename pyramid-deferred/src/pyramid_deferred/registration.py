@@ -7,12 +7,14 @@ from pyramid.config import PHASE2_CONFIG, Configurator
 from pyramid.tweens import EXCVIEW, INGRESS
 
 from pyramid_deferred import uwsgi as uwsgi_trigger
-from pyramid_deferred.hook import HOOK_ATTR, DeferredTaskHook, RunnerFactory, get_hook
+from pyramid_deferred.durable import ServiceCheck, SpillOver
+from pyramid_deferred.hook import HOOK_ATTR, DeferredTaskHook, RunnerFactory, get_hook, set_spill_over
 from pyramid_deferred.lifecycle import install_shutdown
 from pyramid_deferred.observers import add_deferred_task_observer
-from pyramid_deferred.settings import load_deferred_task_settings
+from pyramid_deferred.settings import DeferredTaskSettings, load_deferred_task_settings
 from pyramid_deferred.transactions import TM_TWEEN
 from pyramid_deferred.tween import DEFERRED_TASK_TWEEN
+from pyramid_deferred.values import ConfigError
 
 
 def set_deferred_task_runner_factory(config: Configurator, factory: RunnerFactory) -> None:
@@ -27,11 +29,43 @@ def set_deferred_task_runner_factory(config: Configurator, factory: RunnerFactor
     config.action(("pyramid_deferred", "runner_factory"), register)
 
 
+def set_deferred_task_service_check(config: Configurator, check: ServiceCheck) -> None:
+    """Directive ``config.set_deferred_task_service_check(check)``: ``check(service)`` answers, for a
+    durable task deferred with ``service="meta"``, None while the service may be called, else the
+    seconds until it may be retried (its open circuit breaker's reset timeout). Such a task spills
+    without spending budget, and Celery waits that long before its first attempt."""
+    if not callable(check):
+        raise TypeError(f"check must be callable, got {type(check).__name__}")
+
+    def register() -> None:
+        hook = get_hook(config.registry)
+        hook.service_check = check
+        if hook.spill_over is not None:
+            hook.spill_over.service_check = check
+
+    config.action(("pyramid_deferred", "service_check"), register)
+
+
+def spill_over_for(settings: DeferredTaskSettings) -> SpillOver | None:
+    """The Celery spill-over when a broker is set (None otherwise: durable tasks are then plain)."""
+    if not settings.broker_url:
+        return None
+    try:
+        from pyramid_deferred.celery import build_spill_over
+    except ImportError as error:
+        raise ConfigError(
+            f"deferred_task.broker_url is set but Celery is not installed ({error.name} is missing); "
+            "install pyramid-deferred[celery]"
+        ) from None
+    return build_spill_over(settings)
+
+
 def include(config: Configurator) -> None:
     """Register the add-on: tweens, the ``NewResponse`` subscriber, directives, and (when the
     configuration commits) the app's :class:`DeferredTaskHook` built from its settings."""
     config.add_directive("add_deferred_task_observer", add_deferred_task_observer)
     config.add_directive("set_deferred_task_runner_factory", set_deferred_task_runner_factory)
+    config.add_directive("set_deferred_task_service_check", set_deferred_task_service_check)
     # One tween, outside pyramid_tm (whose outcome it must know) and exception views (it sees
     # their response); no subscriber: any subscriber makes Pyramid notify four events per request.
     config.add_tween(DEFERRED_TASK_TWEEN, under=INGRESS, over=(TM_TWEEN, EXCVIEW))
@@ -40,6 +74,7 @@ def include(config: Configurator) -> None:
     def register() -> None:
         settings = load_deferred_task_settings(registry.settings)
         hook = DeferredTaskHook(settings)
+        set_spill_over(hook, spill_over_for(settings))
         setattr(registry, HOOK_ATTR, hook)
         install_shutdown(hook.worker, hook.watchdog, exit_on_sigterm=settings.exit_on_sigterm)
         uwsgi_trigger.install()

@@ -13,7 +13,14 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeVar
 
-from pyramid_deferred.values import Parser, choice_parser, int_parser, parse_bool, seconds_parser
+from pyramid_deferred.values import (
+    Parser,
+    choice_parser,
+    int_parser,
+    parse_bool,
+    parse_broker_url,
+    seconds_parser,
+)
 
 T = TypeVar("T")
 S = TypeVar("S")
@@ -33,10 +40,12 @@ class Setting(NamedTuple):
     doc: str
 
 
-def setting(*, key: str, env: str, parse: Parser[T], default: T, doc: str) -> T:
-    """A dataclass field carrying its :class:`Setting` (typed as its value, as dataclass fields are)."""
+def setting(*, key: str, env: str, parse: Parser[T], default: T, doc: str, secret: bool = False) -> T:
+    """A dataclass field carrying its :class:`Setting` (typed as its value, as dataclass fields are).
+
+    ``secret``: left out of the settings object's repr (a URL with a password)."""
     declared = Setting(key, env, parse, doc)
-    return dataclasses.field(default=default, metadata={"setting": declared})
+    return dataclasses.field(default=default, metadata={"setting": declared}, repr=not secret)
 
 
 def declared(cls: type[Any]) -> Iterator[tuple[dataclasses.Field[Any], Setting]]:
@@ -143,6 +152,42 @@ class DeferredTaskSettings:
         default=True,
         doc="Where nothing handles SIGTERM (pserve with waitress), make it a normal exit so the "
         "hand-off worker drains; servers with their own handler (gunicorn, uWSGI) are left alone.",
+    )
+
+    broker_url: str = setting(
+        key="deferred_task.broker_url", env="APP_DEFERRED_TASK_BROKER_URL", parse=parse_broker_url,
+        default="", secret=True,
+        doc="Redis broker of the Celery spill-over (`pyramid-deferred[celery]`, docs/durable.md): durable "
+        "tasks that are skipped, fail, find their service down or are still queued at exit go to "
+        "Celery instead of being lost. Empty: spill-over off. Never logged (it may hold a password).",
+    )
+    broker_timeout_seconds: float = setting(
+        key="deferred_task.broker_timeout_seconds", env="APP_DEFERRED_TASK_BROKER_TIMEOUT_SECONDS",
+        parse=seconds_parser(minimum=0.01, maximum=30), default=1.0,
+        doc="Longest a spill (or an idempotency-key check) waits on the broker; after a failure, "
+        "spills fail at once for 5 s, each logged at ERROR with what is needed to replay it.",
+    )
+    spill_max_retries: int = setting(
+        key="deferred_task.spill_max_retries", env="APP_DEFERRED_TASK_SPILL_MAX_RETRIES",
+        parse=int_parser(minimum=0, maximum=100), default=10,
+        doc="Retries of a spilled task on the Celery worker; after the last one it is logged at "
+        "ERROR as a dead letter, with its identity and arguments.",
+    )
+    spill_backoff_seconds: float = setting(
+        key="deferred_task.spill_backoff_seconds", env="APP_DEFERRED_TASK_SPILL_BACKOFF_SECONDS",
+        parse=seconds_parser(minimum=0.01, maximum=3600), default=2.0,
+        doc="First retry delay of a spilled task that failed; doubled at each retry (a service "
+        "known to be down: its breaker's reset timeout instead).",
+    )
+    spill_backoff_max_seconds: float = setting(
+        key="deferred_task.spill_backoff_max_seconds", env="APP_DEFERRED_TASK_SPILL_BACKOFF_MAX_SECONDS",
+        parse=seconds_parser(minimum=0.01, maximum=86_400), default=600.0,
+        doc="Longest delay between two retries of a spilled task.",
+    )
+    idempotency_ttl_seconds: float = setting(
+        key="deferred_task.idempotency_ttl_seconds", env="APP_DEFERRED_TASK_IDEMPOTENCY_TTL_SECONDS",
+        parse=seconds_parser(minimum=60, maximum=90 * 86_400), default=7 * 86_400.0,
+        doc="How long Redis remembers that a durable task's key ran, so that a copy is not run again.",
     )
 
 

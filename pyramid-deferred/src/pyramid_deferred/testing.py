@@ -239,3 +239,24 @@ def capture_deferred_tasks(*, execute: bool = True) -> Iterator[DeferredTaskCapt
     finally:
         override_runner_factory(previous)
         capture.close()
+
+
+DURABLE_CALLS: list[tuple[object, ...]] = []
+"""What :func:`record_durable` was called with, in this process (durable tasks in tests)."""
+
+
+def record_durable(*args: object, **kwargs: object) -> None:
+    """A durable task's function for tests: importable by path, records its arguments."""
+    DURABLE_CALLS.append((*args, *sorted(kwargs.items())))
+
+
+def fail_durable(*args: object) -> None:
+    """A durable task's function for tests that always raises."""
+    raise RuntimeError("durable task failed on purpose")
+
+
+def service_down_durable(service: str, retry_after: float) -> None:
+    """A durable task's function for tests whose service is down."""
+    from pyramid_deferred.core.durable import ServiceDown
+
+    raise ServiceDown(service, retry_after)

@@ -143,3 +143,25 @@ parse_token: Parser[str] = SecretParser(
     "spaces (a random one: `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)",
     _token,
 )
+
+
+BROKER_SCHEMES = ("redis", "rediss")
+
+
+def _broker_url(raw: str) -> str:
+    value = raw.strip()
+    if not value:
+        return ""
+    scheme, sep, rest = value.partition("://")
+    if not sep or scheme.lower() not in BROKER_SCHEMES or not rest or any(c.isspace() for c in value):
+        raise Rejected("is not allowed")
+    if not (value.isascii() and value.isprintable()) or len(value) > 1000:
+        raise Rejected("is not allowed")
+    return value
+
+
+parse_broker_url: Parser[str] = SecretParser(
+    "empty (spill-over off), or redis://[[user]:password@]host[:port][/db] or rediss://... "
+    "(the value is never shown: it may hold a password)",
+    _broker_url,
+)

@@ -16,14 +16,22 @@ from pyramid_deferred.settings import (
     load_deferred_task_settings,
     settings_table,
 )
-from pyramid_deferred.values import ConfigError
+from pyramid_deferred.values import ConfigError, SecretParser
 
 INVALID = {"empty": "", "word": "sometimes", "negative": "-1", "NaN": "nan", "huge": "9" * 400}
 CASES = [
     (cls, item.name, decl, kind, raw)
     for cls in (DeferredTaskSettings, MetricsSettings)
     for item, decl in declared(cls)
+    if item.repr  # a secret (the broker URL) is never echoed, and empty turns it off: tested below
     for kind, raw in INVALID.items()
+]
+SECRET_CASES = [
+    (decl, raw)
+    for cls in (DeferredTaskSettings, MetricsSettings)
+    for item, decl in declared(cls)
+    if not item.repr
+    for raw in ("sometimes", "-1", "http://user:pw-in-url@host/0", "redis://:pw in space@h", "9" * 400)
 ]
 
 
@@ -45,10 +53,27 @@ def test_an_invalid_value_is_refused_naming_the_variable_the_value_and_what_is_a
     assert decl.env in message and repr(raw) in message and decl.parse.allowed in message
 
 
+@pytest.mark.parametrize(("decl", "raw"), SECRET_CASES, ids=[f"{d.env}-{i}" for i, (d, _) in
+                                                              enumerate(SECRET_CASES)])
+def test_a_secret_setting_s_bad_value_names_the_variable_but_never_shows_the_value(decl, raw):
+    with pytest.raises(ConfigError) as error:
+        load(DeferredTaskSettings, {}, {decl.env: raw})
+    message = str(error.value)
+    assert decl.env in message and "value hidden" in message and raw not in message
+
+
+def test_the_broker_url_is_off_when_empty_and_kept_out_of_the_settings_repr():
+    assert load_deferred_task_settings({}, {"APP_DEFERRED_TASK_BROKER_URL": " "}).broker_url == ""
+    url = "redis://:hunter2-secret@127.0.0.1:6379/0"
+    settings = load_deferred_task_settings({"deferred_task.broker_url": url}, {})
+    assert settings.broker_url == url and "hunter2" not in repr(settings)
+
+
 @pytest.mark.parametrize(("cls", "decl"), [(cls, decl) for cls in (DeferredTaskSettings, MetricsSettings)
                                            for _, decl in declared(cls)], ids=lambda v: getattr(v, "key", ""))
 def test_a_bad_ini_value_names_the_ini_key(cls, decl):
-    with pytest.raises(ConfigError, match=rf"{decl.key} \(\.ini setting\)='sometimes'"):
+    shown = " \\(value hidden\\)" if isinstance(decl.parse, SecretParser) else "='sometimes'"
+    with pytest.raises(ConfigError, match=rf"{decl.key} \(\.ini setting\){shown}"):
         load(cls, {decl.key: "sometimes"}, {})
 
 

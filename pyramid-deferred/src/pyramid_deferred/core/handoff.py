@@ -21,11 +21,21 @@ if TYPE_CHECKING:
 
 
 class Batch(Protocol):
-    """What the worker needs of a request's batch: run it, and name what is still unrun."""
+    """What the worker needs of a request's batch: run it, and name what is still unrun.
+
+    A batch may also have ``abandon() -> Sequence[str]``: called at shutdown instead of
+    ``pending_names()``, it decides what is left (a durable task spills) and names what is lost.
+    """
 
     def run_once(self) -> object: ...
 
     def pending_names(self) -> Sequence[str]: ...
+
+
+def _abandon(batch: Batch) -> Sequence[str]:
+    abandon = getattr(batch, "abandon", None)
+    names: Sequence[str] = abandon() if abandon is not None else batch.pending_names()
+    return names
 
 
 _STOP = object()
@@ -102,7 +112,8 @@ class HandOffWorker:
     def shutdown(self, grace_seconds: float | None = None) -> list[str]:
         """Stop taking batches, let queued ones run for up to the grace period, log what is left.
 
-        Returns the names of the tasks that could not run; each was logged at ERROR.
+        Returns the names of the tasks that could not run; each was logged at ERROR (durable
+        tasks with a spill-over configured are spilled instead, and not named).
         """
         grace = self.grace_seconds if grace_seconds is None else grace_seconds
         with self._lock:
@@ -136,14 +147,22 @@ class HandOffWorker:
     def _unrun_names(self) -> list[str]:
         names: list[str] = []
         for batch in list(self._running.values()):
-            names.extend(batch.pending_names())
+            try:
+                names.extend(_abandon(batch))
+            except Exception:
+                self._logger.opt(exception=True).error("Deferred task batch failed to stop")
+                names.extend(batch.pending_names())
         while True:
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:
                 break
             if item is not _STOP:
-                names.extend(item.pending_names())  # type: ignore[attr-defined]
+                try:
+                    names.extend(_abandon(item))  # type: ignore[arg-type]
+                except Exception:
+                    self._logger.opt(exception=True).error("Deferred task batch failed to stop")
+                    names.extend(item.pending_names())  # type: ignore[attr-defined]
         return names
 
     def _start_threads(self) -> None:

@@ -14,6 +14,8 @@ class Outcome(StrEnum):
     SKIPPED = "skipped"
     DISCARDED = "discarded"
     FORGOTTEN = "forgotten"
+    SPILLED = "spilled"
+    """A durable task handed to the spill-over engine (Celery) instead of being lost."""
 
 
 class TaskResult(NamedTuple):
@@ -44,6 +46,9 @@ class RunReport(NamedTuple):
     """The effective budget of this run (budget and ceiling combined); None means unlimited."""
     refused: int = 0
     """Tasks ``defer()`` refused beyond the runner's ``max_tasks`` (counted, not recorded one by one)."""
+    deferred: int | None = None
+    """Tasks ``defer()`` accepted for this run (None: not counted, a report built by hand). The
+    ledger: ``deferred == len(results)``, each accepted task decided exactly once."""
 
     def __str__(self) -> str:
         """The run's summary line. Log it as an argument (``logger.info("done {}", report)``):
@@ -79,6 +84,16 @@ class RunReport(NamedTuple):
     @property
     def forgotten(self) -> tuple[str, ...]:
         return self._names(Outcome.FORGOTTEN)
+
+    @property
+    def spilled(self) -> tuple[str, ...]:
+        return self._names(Outcome.SPILLED)
+
+    @property
+    def balanced(self) -> bool:
+        """deferred = executed + failed + skipped + discarded + forgotten + spilled (True when
+        the report does not count what was deferred)."""
+        return self.deferred is None or self.deferred == len(self.results)
 
     @property
     def durations(self) -> tuple[tuple[str, float], ...]:

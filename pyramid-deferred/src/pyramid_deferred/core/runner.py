@@ -14,6 +14,7 @@ from concurrent.futures import Executor, Future
 from typing import TYPE_CHECKING, ClassVar, TypeVar
 
 from pyramid_deferred.core.costs import CostModel
+from pyramid_deferred.core.durable import DurableCall, DurableHooks, ServiceDown
 from pyramid_deferred.core.log import NOTICE, deferred_task_logger
 from pyramid_deferred.core.report import DECLARED, OBSERVED, Outcome, RunReport, TaskResult
 from pyramid_deferred.core.task import DeferredTask, check_name, default_name, is_finite, unchecked
@@ -26,6 +27,7 @@ T = TypeVar("T")
 _Entry = tuple[int, int, DeferredTask]  # (-priority, sequence, task): heap order is the run order
 _INF = math.inf
 _EXECUTED = Outcome.EXECUTED
+_SPILLED = Outcome.SPILLED
 
 
 class LazyExecutor(Executor):
@@ -152,6 +154,9 @@ class DeferredTaskRunner:
         self._cost_model = cost_model
         self._lock: threading.Lock | None = None
         """Guards the queue while concurrent tasks run (they may defer more work)."""
+        self.durable: DurableHooks | None = None
+        """The spill-over for this request's durable tasks (set by its batch before the run);
+        None: durable tasks fare like any other (skipped, failed: logged, not handed over)."""
         self._lazy_logger = logger.opt(lazy=True)  # built once: opt() makes a new Logger
         self._debug = False
 
@@ -166,7 +171,7 @@ class DeferredTaskRunner:
         fields["_forgotten"] = []
         fields["_accepted"] = fields["_refused"] = 0
         fields["_closed"] = fields["_running"] = False
-        fields["_current"] = fields["on_first_task"] = fields["_lock"] = None
+        fields["_current"] = fields["on_first_task"] = fields["_lock"] = fields["durable"] = None
         return new
 
     def clock_is_not(self, clock: Clock) -> bool:
@@ -298,7 +303,7 @@ class DeferredTaskRunner:
         if self._running:
             raise RuntimeError("run() is already running for this runner; tasks may defer(), not run()")
         if not self._queue and not self._forgotten and not self._refused:
-            return RunReport(budget_seconds=self._effective_budget(ceiling_seconds))
+            return RunReport(budget_seconds=self._effective_budget(ceiling_seconds), deferred=0)
         limit = self._effective_budget(ceiling_seconds)
         ceiling = _INF if ceiling_seconds is None or not self._enabled else max(ceiling_seconds, 0.0)
         results = self._forgotten  # a task that forgets or replaces during the run reports here too
@@ -316,8 +321,9 @@ class DeferredTaskRunner:
             self._running = False
             self._lock = None
             self._forgotten = []
-            refused, self._refused, self._accepted = self._refused, 0, 0
-        report = RunReport(tuple(results), elapsed, limit, refused)
+            refused, self._refused = self._refused, 0
+            accepted, self._accepted = self._accepted, 0
+        report = RunReport(tuple(results), elapsed, limit, refused, accepted)
         # A run where every task executed is routine: its summary is DEBUG (each task's own line
         # is too); anything else is INFO. Formatted only if a sink takes the record.
         routine = not refused and all(result.outcome is _EXECUTED for result in results)
@@ -343,13 +349,14 @@ class DeferredTaskRunner:
         self._queue.clear()
         results = self._forgotten + discarded
         self._forgotten = []
-        refused, self._refused, self._accepted = self._refused, 0, 0
+        refused, self._refused = self._refused, 0
+        accepted, self._accepted = self._accepted, 0
         if discarded:
             self._logger.info(
                 "Discarded {} deferred task(s) ({}): {}",
                 len(discarded), ", ".join(result.name for result in discarded), reason,
             )
-        return RunReport(tuple(results), 0.0, None, refused)
+        return RunReport(tuple(results), 0.0, None, refused, accepted)
 
     def _effective_budget(self, ceiling_seconds: float | None) -> float | None:
         """The spec's time-limit table: the tighter of budget and ceiling; 0 budget = no budget."""
@@ -397,6 +404,7 @@ class DeferredTaskRunner:
         log = self._logger
         append = results.append
         queue = self._queue
+        durable = self.durable
         pop = heapq.heappop
         model = self._cost_model
         budgeted = limit != _INF or ceiling != _INF
@@ -410,17 +418,31 @@ class DeferredTaskRunner:
                     if lock is None:
                         if not queue:
                             break
-                        item = pop(queue)[2]
+                        entry = pop(queue)
                     else:
                         with lock:
                             if not queue:
                                 break
-                            item = pop(queue)[2]
+                            entry = pop(queue)
+                    item, sequence = entry[2], entry[1]
                     task, cost, priority, name, always, concurrent = item
                     if request_failed and not always:
                         append(TaskResult(name, priority, cost, Outcome.DISCARDED))
                         log.info("Discarded deferred task {} because the request failed", name)
                         continue
+                    # Durable tasks (a DurableCall) with a spill-over: handed over, not lost.
+                    spill = durable if durable is not None and type(task) is DurableCall else None
+                    if spill is not None:
+                        down_for = spill.service_down(task)  # type: ignore[arg-type]
+                        if down_for is not None:
+                            spilled = spill.spill(
+                                item, sequence, "service_down", countdown=down_for,
+                                detail=f"its service's circuit is open for {down_for:.1f}s more",
+                            )
+                            now = clock()  # the hand-over's time counts against the budget
+                            if spilled:
+                                append(TaskResult(name, priority, cost, _SPILLED))
+                                continue
                     admitted_by: str | None = DECLARED
                     if budgeted:
                         if in_flight:
@@ -430,10 +452,21 @@ class DeferredTaskRunner:
                         if not (remaining > 0 and cost <= remaining and cost <= ceiling - elapsed):
                             admitted_by, remaining = self._admission(name, cost, elapsed, limit, ceiling)
                             if admitted_by is None:
+                                if spill is not None and spill.spill(
+                                    item, sequence, "skipped",
+                                    detail=f"cost {cost}s > {max(remaining, 0.0):.3f}s of budget left",
+                                ):
+                                    now = clock()
+                                    append(TaskResult(name, priority, cost, _SPILLED))
+                                    continue
                                 self._skip(results, item, remaining)
                                 continue
+                    if spill is not None:
+                        task = spill.guard(item, sequence)
                     if concurrent and self._executor is not None:
-                        in_flight.append(self._submit(item, admitted_by, started, limit, ceiling, debug))
+                        in_flight.append(
+                            self._submit(item, task, sequence, admitted_by, started, limit, ceiling, debug)
+                        )
                         continue
                     self._current = item
                     self._current_started = now
@@ -443,8 +476,8 @@ class DeferredTaskRunner:
                         if is_interrupt(error):
                             raise
                         end = clock()
-                        append(self._failed(item, end - now, error, admitted_by))
-                        now = end
+                        append(self._failed(item, sequence, end - now, error, admitted_by))
+                        now = clock() if spill is not None else end
                         continue
                     finally:
                         self._current = None
@@ -494,18 +527,28 @@ class DeferredTaskRunner:
         return TaskResult(name, item.priority, cost, Outcome.EXECUTED, duration, None, admitted_by)
 
     def _failed(
-        self, item: DeferredTask, duration: float, error: BaseException, admitted_by: str | None
+        self, item: DeferredTask, sequence: int, duration: float, error: BaseException,
+        admitted_by: str | None,
     ) -> TaskResult:
+        """A task that raised: handed over if it is durable and a spill-over takes it, else logged."""
+        name = item.name
         if self._cost_model is not None:
-            self._cost_model.record(item.name, duration)
-        self._logger.opt(exception=error).error("Deferred task {} failed after {:.3f}s", item.name, duration)
-        return TaskResult(
-            item.name, item.priority, item.max_cost_seconds, Outcome.FAILED, duration, error, admitted_by
-        )
+            self._cost_model.record(name, duration)
+        durable = self.durable
+        if durable is not None and type(item.task) is DurableCall and durable.spill(
+            item, sequence, "service_down" if isinstance(error, ServiceDown) else "failed",
+            detail=f"failed after {duration:.3f}s", error=error,
+            countdown=error.retry_after if isinstance(error, ServiceDown) else 0.0,
+        ):
+            outcome = _SPILLED
+        else:
+            outcome = Outcome.FAILED
+            self._logger.opt(exception=error).error("Deferred task {} failed after {:.3f}s", name, duration)
+        return TaskResult(name, item.priority, item.max_cost_seconds, outcome, duration, error, admitted_by)
 
     def _submit(
-        self, item: DeferredTask, admitted_by: str | None, started: float, limit: float, ceiling: float,
-        debug: bool,
+        self, item: DeferredTask, call: Callable[[], object], sequence: int, admitted_by: str | None,
+        started: float, limit: float, ceiling: float, debug: bool,
     ) -> Future[TaskResult]:
         """Run ``item`` on the executor, in a copy of this context (its request's id, its runner)."""
         if self._lock is None:
@@ -513,12 +556,13 @@ class DeferredTaskRunner:
         context = contextvars.copy_context()
         assert self._executor is not None
         return self._executor.submit(
-            context.run, self._run_concurrent, item, admitted_by, started, limit, ceiling, debug
+            context.run, self._run_concurrent, item, call, sequence, admitted_by, started, limit, ceiling,
+            debug,
         )
 
     def _run_concurrent(
-        self, item: DeferredTask, admitted_by: str | None, started: float, limit: float, ceiling: float,
-        debug: bool,
+        self, item: DeferredTask, call: Callable[[], object], sequence: int, admitted_by: str | None,
+        started: float, limit: float, ceiling: float, debug: bool,
     ) -> TaskResult:
         """On a pool thread: admitted again when it really starts (the pool may have been busy
         with other requests' tasks), then run and reported like any other task."""
@@ -528,15 +572,36 @@ class DeferredTaskRunner:
             cost, elapsed = item.max_cost_seconds, begin - started
             admitted_by, remaining = self._admission(item.name, cost, elapsed, limit, ceiling)
             if admitted_by is None:
+                durable = self.durable
+                if durable is not None and type(item.task) is DurableCall and durable.spill(
+                    item, sequence, "skipped",
+                    detail=f"cost {cost}s > {max(remaining, 0.0):.3f}s of budget left",
+                ):
+                    return TaskResult(item.name, item.priority, cost, _SPILLED)
                 skipped: list[TaskResult] = []
                 self._skip(skipped, item, remaining)
                 return skipped[0]
         try:
-            item.task()
+            call()
         except BaseException as error:  # a pool thread: whatever the task raises is its failure
-            return self._failed(item, clock() - begin, error, admitted_by)
+            return self._failed(item, sequence, clock() - begin, error, admitted_by)
         end = clock()
         return self._executed(item, end - begin, end, admitted_by, debug)
+
+    def withdraw(self, decide: Callable[[DeferredTask, int], Outcome]) -> list[DeferredTask]:
+        """Take every queued task out now, each recorded with the outcome ``decide(task, sequence)``
+        gives it; returns them in run order. For a process that stops with tasks still queued
+        (the hand-off worker's shutdown): the durable ones are spilled. May be called from another
+        thread while :meth:`run` is running: a task it pops meanwhile is run there, not here (the
+        idempotency key of a spilled one keeps the two from both running it)."""
+        with self._lock or _NO_LOCK:
+            entries = sorted(self._queue)
+            self._queue.clear()
+        withdrawn = []
+        for entry in entries:
+            self._forgotten.append(_result(entry[2], decide(entry[2], entry[1])))
+            withdrawn.append(entry[2])
+        return withdrawn
 
     def _remove(self, name: str, reason: str) -> int:
         kept = [entry for entry in self._queue if entry[2].name != name]

@@ -11,6 +11,9 @@ MAX_NAME_LENGTH = 200
 
 def default_name(task: Callable[[], object]) -> str:
     """The callable's qualified name, so an unnamed task still shows up in logs by name."""
+    durable_name = getattr(task, "default_name", None)  # a DurableCall: its function's path
+    if isinstance(durable_name, str):
+        return durable_name
     name = getattr(task, "__qualname__", None) or getattr(task, "__name__", None)
     if isinstance(name, str) and name:
         module = getattr(task, "__module__", None)

@@ -101,5 +101,9 @@ def includeme(config: Configurator) -> None:
         hook = get_hook(config.registry)
         hook.worker.add_queue_listener(metrics.set_handoff_queue_length)
         hook.watchdog.listeners.append(metrics.set_running_past_cost)
+        if hook.spill_over is not None:
+            hook.spill_over.listeners.append(
+                lambda task, taken: metrics.observe_spill(task.name, task.reason, taken)
+            )
 
     config.action(None, watch_handoff_queue)

@@ -33,7 +33,7 @@ class DeferredTaskMetrics:
         self.registry = registry
         self.tasks = Counter(
             "deferred_tasks", "Deferred tasks by name and outcome "
-            "(executed, failed, skipped, discarded, forgotten)",
+            "(executed, failed, skipped, discarded, forgotten, spilled)",
             ["name", "outcome"], registry=registry,
         )
         self.task_seconds = Histogram(
@@ -54,6 +54,16 @@ class DeferredTaskMetrics:
             "Tasks deferred by each request that deferred any, whatever became of them",
             buckets=TASKS_PER_REQUEST_BUCKETS, registry=registry,
         )
+        self.deferred = Counter(
+            "deferred_tasks_deferred", "Tasks defer() accepted, counted per run: the ledger's left side "
+            "(= the sum of deferred_tasks_total over every outcome)",
+            registry=registry,
+        )
+        self.spills = Counter(
+            "deferred_task_spills", "Durable tasks handed to the spill-over engine, by reason "
+            "(skipped, failed, service_down, shutdown) and result (taken, or lost: the broker refused)",
+            ["name", "reason", "result"], registry=registry,
+        )
         self._handoff_queue: Gauge | None = None
         self._running_past_cost: Gauge | None = None
         self._lock = threading.Lock()
@@ -62,6 +72,7 @@ class DeferredTaskMetrics:
         """Record one request's run (requests that deferred nothing are never observed: they cost
         the hook nothing)."""
         self.tasks_per_request.observe(len(report.results))
+        self.deferred.inc(len(report.results) if report.deferred is None else report.deferred)
         if not report.results:
             return
         for result in report.results:
@@ -82,6 +93,8 @@ class DeferredTaskMetrics:
                     registry=self.registry, multiprocess_mode="livesum",
                 )
         self._running_past_cost.set(count)
+    def observe_spill(self, name: str, reason: str, taken: bool) -> None:
+        self.spills.labels(name=name, reason=reason, result="taken" if taken else "lost").inc()
 
     def set_handoff_queue_length(self, length: int) -> None:
         """Batches waiting for the hand-off worker thread, for the server-support hook to report.

@@ -1,0 +1,31 @@
+"""The shop's Celery worker: runs the durable tasks (the revenue events) the web workers spilled.
+
+    make worker      # celery -A app.worker worker --pool=solo --concurrency=1 -l info
+
+It reads the same settings as the web app: ``APP_DEFERRED_TASK_BROKER_URL`` (required here) and
+the other ``APP_DEFERRED_TASK_*`` variables, and ``APP_INI`` (default config/production.ini) for
+the ``deferred_task.*`` keys of the .ini file; the integrations' credentials come from the
+environment, as in the web app (docs/durable.md).
+"""
+
+from __future__ import annotations
+
+import os
+
+from celery import Celery
+from pyramid_deferred.celery import create_celery_app
+
+from app.durable_tasks import use_process_container
+from app.factory import build_container
+from config.worker_ini import ini_settings, worker_ini_path
+
+
+def create_worker_app() -> Celery:
+    settings = ini_settings(worker_ini_path(os.environ))
+    container = build_container(settings)
+    container.init_resources()  # logging, as in the web app
+    use_process_container(container)
+    return create_celery_app(settings, main="shop")
+
+
+app = create_worker_app()

@@ -1,0 +1,299 @@
+"""Durable tasks spill over to a distributed engine instead of being lost (framework-free).
+
+    from pyramid_deferred.durable import durable
+
+    request.deferred_task.defer(
+        durable(send_purchase, order.id, service="meta"),
+        max_cost_seconds=2.0, priority=PRIORITY_CRITICAL, name="meta.purchase",
+    )
+
+The fast path is unchanged: the task runs in this process after the response. It is *spilled*
+(handed to the engine, ``pyramid_deferred.celery``) when the budget or the hard limit skips it,
+when it raises, when its service is known to be down, or when the process stops with it still
+queued. Each spilled task carries an idempotency key; the engine's worker claims the key before
+it runs the task, and so does the in-process run: a key that already ran is not run again.
+See docs/durable.md for the guarantees, reason by reason.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TYPE_CHECKING, Protocol
+
+from pyramid_deferred.core.durable import (
+    MAX_MESSAGE_BYTES,
+    DurableCall,
+    DurableHooks,
+    NotDurableError,
+    ServiceDown,
+    call_with_spill_possible,
+    decode_payload,
+    durable,
+    load_function,
+    spill_possible,
+)
+from pyramid_deferred.core.log import NOTICE, deferred_task_logger
+
+if TYPE_CHECKING:
+    from loguru import Logger
+
+    from pyramid_deferred.core.task import DeferredTask
+
+__all__ = [
+    "MAX_MESSAGE_BYTES",
+    "BrokerUnavailable",
+    "Claim",
+    "Claims",
+    "DurableCall",
+    "DurableHooks",
+    "DurableRun",
+    "NotDurableError",
+    "ServiceCheck",
+    "ServiceDown",
+    "SpillListener",
+    "SpillOver",
+    "SpilledTask",
+    "Spiller",
+    "decode_payload",
+    "durable",
+    "load_function",
+    "spill_possible",
+]
+
+ServiceCheck = Callable[[str], "float | None"]
+"""``check(service)``: None while the service may be called; else the seconds until it may be
+retried (its circuit breaker's reset timeout, what is left of it)."""
+
+BROKER_DOWN_BACKOFF_SECONDS = 5.0
+"""After the broker failed once, spills fail at once (logged for replay) for this long: the
+request's other tasks never wait on a dead broker more than once."""
+DEFAULT_LEASE_SECONDS = 60.0
+
+
+class SpillReason(StrEnum):
+    SKIPPED = "skipped"
+    """The budget or the hard limit left no room for it."""
+    FAILED = "failed"
+    """It raised."""
+    SERVICE_DOWN = "service_down"
+    """Its service's circuit breaker is open: not run here, retried after the reset timeout."""
+    SHUTDOWN = "shutdown"
+    """The process stopped with it still queued, or still running, when the grace ran out."""
+
+
+class BrokerUnavailable(Exception):
+    """The spill-over engine could not take the task (its message says why, without secrets)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SpilledTask:
+    """What travels to the engine: enough to run the task again, and to say which one it was."""
+
+    key: str
+    """The idempotency key: ``<request id>:<run token>:<task name>:<sequence>``."""
+    request_id: str
+    name: str
+    function: str
+    payload: str
+    """The JSON of ``[args, kwargs]``."""
+    reason: str
+    countdown: float = 0.0
+    """Seconds the engine waits before the first attempt (a breaker's reset timeout)."""
+    lease_seconds: float = DEFAULT_LEASE_SECONDS
+    """How long one attempt may hold the key (the task's declared cost, with a margin)."""
+
+    def message(self) -> dict[str, object]:
+        return {
+            "key": self.key, "request_id": self.request_id, "name": self.name,
+            "function": self.function, "payload": self.payload, "reason": self.reason,
+            "lease_seconds": self.lease_seconds,
+        }
+
+    @classmethod
+    def from_message(cls, message: dict[str, object]) -> SpilledTask:
+        return cls(
+            key=str(message["key"]), request_id=str(message["request_id"]), name=str(message["name"]),
+            function=str(message["function"]), payload=str(message["payload"]),
+            reason=str(message.get("reason", "")),
+            lease_seconds=float(message.get("lease_seconds", DEFAULT_LEASE_SECONDS)),  # type: ignore[arg-type]
+        )
+
+    def replay(self) -> str:
+        """Everything needed to replay it by hand, for an ERROR line."""
+        return f"key={self.key} function={self.function} payload={self.payload}"
+
+
+class Spiller(Protocol):
+    """The engine's side: take one task, or raise :class:`BrokerUnavailable` within a bounded time."""
+
+    engine: str
+    """Its name in log lines ("Celery")."""
+
+    def send(self, task: SpilledTask) -> None: ...
+
+
+class Claim(StrEnum):
+    CLAIMED = "claimed"
+    """The key was free: this run holds it now."""
+    DONE = "done"
+    """The key already ran to completion: do not run it again."""
+    HELD = "held"
+    """Another run holds the key right now (its lease has not expired)."""
+    UNKNOWN = "unknown"
+    """The store could not answer (Redis down): run anyway (at least once over at most once)."""
+
+
+class Claims(Protocol):
+    """Idempotency keys, shared by the web processes and the engine's workers (Redis)."""
+
+    def claim(self, key: str, lease_seconds: float) -> Claim: ...
+
+    def done(self, key: str) -> None: ...
+
+    def release(self, key: str) -> None: ...
+
+
+SpillListener = Callable[[SpilledTask, bool], object]
+"""Called after each spill with the task and whether the engine took it (metrics)."""
+
+
+class SpillOver:
+    """One per application: the engine, the idempotency keys and the service check."""
+
+    def __init__(
+        self,
+        spiller: Spiller,
+        claims: Claims | None = None,
+        *,
+        service_check: ServiceCheck | None = None,
+        logger: Logger = deferred_task_logger,
+        clock: Callable[[], float] = time.monotonic,
+        broker_down_backoff_seconds: float = BROKER_DOWN_BACKOFF_SECONDS,
+    ) -> None:
+        self.spiller = spiller
+        self.claims = claims
+        self.service_check = service_check
+        self.logger = logger
+        self.clock = clock
+        self.broker_down_backoff_seconds = broker_down_backoff_seconds
+        self.listeners: list[SpillListener] = []
+        self._broker_down_until = 0.0
+        self._broker_down_reason = ""
+        self._lock = threading.Lock()
+
+    def for_request(self, request_id: str) -> DurableRun:
+        return DurableRun(self, request_id)
+
+    def send(self, task: SpilledTask, *, error: BaseException | None = None, detail: str = "") -> bool:
+        """Hand ``task`` to the engine; log it either way. False when the broker did not take it."""
+        now = self.clock()
+        try:
+            if now < self._broker_down_until:
+                raise BrokerUnavailable(f"{self._broker_down_reason} (not retried for a few seconds)")
+            self.spiller.send(task)
+        except BrokerUnavailable as why:
+            with self._lock:
+                if now >= self._broker_down_until:
+                    self._broker_down_until = now + self.broker_down_backoff_seconds
+                    self._broker_down_reason = str(why)
+            self.logger.error(
+                "Deferred task {} ({}{}) could not spill to {}: {}; it is LOST unless replayed: {}",
+                task.name, task.reason, f", {detail}" if detail else "", self.spiller.engine, why,
+                task.replay(),
+            )
+            self._notify(task, False)
+            return False
+        level = "WARNING" if task.reason == SpillReason.FAILED else NOTICE
+        self.logger.opt(exception=error if task.reason == SpillReason.FAILED else None).log(
+            level, "Spilled deferred task {} to {} ({}{}) as {}{}",
+            task.name, self.spiller.engine, task.reason, f": {detail}" if detail else "", task.key,
+            f", first attempt in {task.countdown:.1f}s" if task.countdown else "",
+        )
+        self._notify(task, True)
+        return True
+
+    def _notify(self, task: SpilledTask, taken: bool) -> None:
+        for listener in self.listeners:
+            try:
+                listener(task, taken)
+            except Exception:
+                self.logger.opt(exception=True).error("Spill listener {!r} failed", listener)
+
+
+class DurableRun:
+    """One request's view of the spill-over: what the runner calls (:class:`DurableHooks`)."""
+
+    __slots__ = ("_token", "request_id", "running", "spill_over")
+
+    def __init__(self, spill_over: SpillOver, request_id: str) -> None:
+        self.spill_over = spill_over
+        self.request_id = request_id
+        self.running: tuple[DeferredTask, int] | None = None
+        """The durable task running now, and its sequence (read at shutdown from another thread)."""
+        # A client may send the same X-Request-ID twice: the token keeps two requests' keys apart.
+        self._token = secrets.token_hex(4)
+
+    def key(self, item: DeferredTask, sequence: int) -> str:
+        return f"{self.request_id}:{self._token}:{item.name}:{sequence}"
+
+    def service_down(self, call: DurableCall) -> float | None:
+        check = self.spill_over.service_check
+        if call.service is None or check is None:
+            return None
+        try:
+            return check(call.service)
+        except Exception:
+            self.spill_over.logger.opt(exception=True).error(
+                "Service check for {} failed: the task runs as if the service were up", call.service
+            )
+            return None
+
+    def task(self, item: DeferredTask, sequence: int, reason: str, countdown: float = 0.0) -> SpilledTask:
+        call: DurableCall = item.task  # type: ignore[assignment]
+        return SpilledTask(
+            key=self.key(item, sequence), request_id=self.request_id, name=item.name,
+            function=call.function_path, payload=call.payload, reason=reason, countdown=countdown,
+            lease_seconds=lease_for(item.max_cost_seconds),
+        )
+
+    def spill(self, item: DeferredTask, sequence: int, reason: str, *, detail: str = "",
+              countdown: float = 0.0, error: BaseException | None = None) -> bool:
+        if reason in (SpillReason.FAILED, SpillReason.SERVICE_DOWN) and error is not None:
+            claims = self.spill_over.claims
+            if claims is not None:  # the in-process run gives its claim back for the engine's
+                claims.release(self.key(item, sequence))
+        return self.spill_over.send(self.task(item, sequence, reason, countdown), error=error, detail=detail)
+
+    def guard(self, item: DeferredTask, sequence: int) -> Callable[[], object]:
+        claims = self.spill_over.claims
+        call = item.task
+        key = self.key(item, sequence)
+        lease = lease_for(item.max_cost_seconds)
+        logger = self.spill_over.logger
+
+        def guarded() -> object:
+            self.running = (item, sequence)
+            try:
+                claim = Claim.UNKNOWN if claims is None else claims.claim(key, lease)
+                if claim is Claim.DONE or claim is Claim.HELD:
+                    logger.info("Deferred task {} ({}) not run here: its key is {} elsewhere", item.name,
+                                key, "done" if claim is Claim.DONE else "held")
+                    return None
+                result = call_with_spill_possible(call)
+                if claim is Claim.CLAIMED:
+                    claims.done(key)  # type: ignore[union-attr]
+                return result
+            finally:
+                self.running = None
+
+        return guarded
+
+
+def lease_for(max_cost_seconds: float) -> float:
+    """How long one run may hold a key: twice the declared cost, at least a minute."""
+    return max(DEFAULT_LEASE_SECONDS, 2 * max_cost_seconds)
