@@ -74,7 +74,8 @@ class DeferredTaskHook:
         self.dispatcher = BatchDispatcher(strategy=settings.strategy, worker=self.worker)
         self.overrun_warnings = OverrunWarnings()
         self.cost_model = (
-            CostModel(min_samples=settings.learned_cost_min_samples) if settings.learned_costs else None
+            CostModel(min_samples=settings.learned_cost_min_samples, quantile=settings.learned_cost_quantile)
+            if settings.learned_costs else None
         )
         self._concurrent_pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()

@@ -19,6 +19,7 @@ from pyramid_deferred.values import (
     int_parser,
     parse_bool,
     parse_broker_url,
+    ratio_parser,
     seconds_parser,
 )
 
@@ -119,6 +120,12 @@ class DeferredTaskSettings:
         key="deferred_task.learned_cost_min_samples", env="APP_DEFERRED_TASK_LEARNED_COST_MIN_SAMPLES",
         parse=int_parser(minimum=5, maximum=200), default=20,
         doc="Runs of a task name (in this process) before its observed cost may admit it.",
+    )
+    learned_cost_quantile: float = setting(
+        key="deferred_task.learned_cost_quantile", env="APP_DEFERRED_TASK_LEARNED_COST_QUANTILE",
+        parse=ratio_parser(minimum=0.5, maximum=1.0), default=0.95,
+        doc="Which quantile of a task's recent runs (x 1.1) bounds its observed cost: 0.95 admits a "
+        "task whose slow tail is a few per cent; 0.99 keeps the budget tighter.",
     )
     strategy: str = setting(
         key="deferred_task.strategy", env="APP_DEFERRED_TASK_STRATEGY",

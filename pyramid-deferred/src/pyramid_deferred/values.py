@@ -75,6 +75,10 @@ def seconds_parser(*, minimum: float, maximum: float, note: str = "") -> Parser[
     return _ranged(float, "a number of seconds", float(minimum), float(maximum), note)
 
 
+def ratio_parser(*, minimum: float, maximum: float) -> Parser[float]:
+    return _ranged(float, "a number", float(minimum), float(maximum), "")
+
+
 def int_parser(*, minimum: int, maximum: int) -> Parser[int]:
     return _ranged(int, "a whole number", minimum, maximum, "")
 

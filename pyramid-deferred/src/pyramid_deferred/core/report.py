@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import NamedTuple
 
-DECLARED, OBSERVED = "declared", "observed"
+DECLARED, OBSERVED, TRIAL = "declared", "observed", "trial"
 
 
 class Outcome(StrEnum):

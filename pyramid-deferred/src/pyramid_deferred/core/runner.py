@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, ClassVar, TypeVar
 from pyramid_deferred.core.costs import CostModel
 from pyramid_deferred.core.durable import DurableCall, DurableHooks, ServiceDown
 from pyramid_deferred.core.log import NOTICE, deferred_task_logger
-from pyramid_deferred.core.report import DECLARED, OBSERVED, Outcome, RunReport, TaskResult
+from pyramid_deferred.core.report import DECLARED, OBSERVED, TRIAL, Outcome, RunReport, TaskResult
 from pyramid_deferred.core.task import DeferredTask, check_name, default_name, is_finite, unchecked
 
 if TYPE_CHECKING:
@@ -28,6 +28,10 @@ _Entry = tuple[int, int, DeferredTask]  # (-priority, sequence, task): heap orde
 _INF = math.inf
 _EXECUTED = Outcome.EXECUTED
 _SPILLED = Outcome.SPILLED
+_ADMITTED_BY = {
+    OBSERVED: ", admitted on its observed cost",
+    TRIAL: ", admitted on trial: its cost is being learned",
+}
 
 
 class LazyExecutor(Executor):
@@ -158,6 +162,7 @@ class DeferredTaskRunner:
         """The spill-over for this request's durable tasks (set by its batch before the run);
         None: durable tasks fare like any other (skipped, failed: logged, not handed over)."""
         self._lazy_logger = logger.opt(lazy=True)  # built once: opt() makes a new Logger
+        self._trial_made = False
         self._debug = False
 
     def spawn(self) -> DeferredTaskRunner:
@@ -310,6 +315,7 @@ class DeferredTaskRunner:
         # One lazy DEBUG line per run; its arguments are computed, and per-task DEBUG lines
         # written, only if a sink takes DEBUG records (a DEBUG call per task costs ~0.5 us).
         self._debug = False
+        self._trial_made = False
         self._lazy_logger.debug(
             "Running {} deferred task(s) via {}: {}", self._queued_if_debug, lambda: via, self._pending_names
         )
@@ -380,9 +386,16 @@ class DeferredTaskRunner:
         if remaining > 0 and cost <= remaining:
             return DECLARED, remaining
         model = self._cost_model
-        observed = model.bound(name) if model is not None else None
-        if observed is not None and remaining > 0 and observed <= remaining:
-            return OBSERVED, remaining
+        if model is None or remaining <= 0:
+            return None, remaining
+        observed = model.bound(name)
+        if observed is not None:
+            return (OBSERVED if observed <= remaining else None), remaining
+        if model.wants_samples(name) and not self._trial_made:
+            # Never run, never learned: once per run, a task the hard limit allows is tried, so
+            # that a tight budget does not keep skipping (and never learning) it.
+            self._trial_made = True
+            return TRIAL, remaining
         return None, remaining
 
     def _skip(self, results: list[TaskResult], item: DeferredTask, remaining: float) -> None:
@@ -514,7 +527,7 @@ class DeferredTaskRunner:
         if debug:
             self._logger.debug(
                 "Ran deferred task {} (priority {}, cost {}s{}) in {:.3f}s", name, item.priority, cost,
-                ", admitted on its observed cost" if admitted_by == OBSERVED else "", duration,
+                _ADMITTED_BY.get(admitted_by or DECLARED, ""), duration,
             )
         if duration > cost:
             held_back = self._overrun_warnings.should_warn(name, end)
@@ -570,7 +583,12 @@ class DeferredTaskRunner:
         begin = clock()
         if limit != _INF or ceiling != _INF:
             cost, elapsed = item.max_cost_seconds, begin - started
-            admitted_by, remaining = self._admission(item.name, cost, elapsed, limit, ceiling)
+            if admitted_by == TRIAL:  # its run's one trial: kept while the hard limit allows it
+                remaining = limit - elapsed
+                if remaining <= 0 or cost > ceiling - elapsed:
+                    admitted_by = None
+            else:
+                admitted_by, remaining = self._admission(item.name, cost, elapsed, limit, ceiling)
             if admitted_by is None:
                 durable = self.durable
                 if durable is not None and type(item.task) is DurableCall and durable.spill(

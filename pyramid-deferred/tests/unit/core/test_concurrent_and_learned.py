@@ -136,12 +136,34 @@ def test_a_task_whose_runs_are_far_below_its_declared_cost_is_admitted_on_them(l
     assert (result.outcome, result.admitted_by) == (Outcome.EXECUTED, "observed")
 
 
-def test_without_enough_runs_the_declared_cost_decides_and_the_skip_says_so(logs):
-    runner = DeferredTaskRunner(budget_seconds=1, cost_model=CostModel(min_samples=20))
-    runner.defer(lambda: None, max_cost_seconds=3.1, name="meta.purchase")
-    assert runner.run().skipped == ("meta.purchase",)
+def test_a_task_never_learned_is_tried_once_per_run_and_the_others_are_skipped_on_their_declared_cost(logs):
+    clock = FakeClock()
+    runner = DeferredTaskRunner(budget_seconds=1, clock=clock, cost_model=CostModel(min_samples=20))
+    runner.defer(lambda: clock.advance(0.2), max_cost_seconds=3.1, name="meta.purchase", priority=100)
+    runner.defer(lambda: None, max_cost_seconds=4.1, name="manago.purchase", priority=50)
+    report = runner.run()
+    assert [(r.name, r.outcome, r.admitted_by) for r in report.results] == [
+        ("meta.purchase", Outcome.EXECUTED, "trial"), ("manago.purchase", Outcome.SKIPPED, None),
+    ]
     [notice] = logs.at("NOTICE")
-    assert "cost 3.1s > 1.000s of budget left" in notice
+    assert "manago.purchase (priority 50): cost 4.1s > 0.800s of budget left" in notice
+
+
+def test_the_bound_is_the_configured_quantile_of_the_window():
+    model = CostModel(window=100, min_samples=100, quantile=0.9)
+    for index in range(100):
+        model.record("crm.sync", 3.0 if index < 10 else 0.2)  # a 10 % slow tail
+    assert model.bound("crm.sync") == pytest.approx(0.2 * MARGIN)  # p90: below the tail
+    strict = CostModel(window=100, min_samples=100, quantile=0.99)
+    for index in range(100):
+        strict.record("crm.sync", 3.0 if index < 10 else 0.2)
+    assert strict.bound("crm.sync") == pytest.approx(3.0 * MARGIN)  # p99: in the tail
+
+
+@pytest.mark.parametrize("quantile", [0.4, 1.01, "0.9", True])
+def test_the_quantile_is_checked(quantile):
+    with pytest.raises(ValueError, match="quantile"):
+        CostModel(quantile=quantile)
 
 
 def test_the_hard_limit_always_uses_the_declared_cost(logs):
