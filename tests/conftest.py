@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from loguru import logger
 from pyramid_deferred.core.log import ensure_notice_level
+from pyramid_deferred.testing import LogCapture
 
 from config.logging import patch_record
 from tests.secret_guard import GUARD
@@ -61,22 +62,6 @@ def no_secret_in_any_log_line() -> Iterator[None]:
     assert not leaks, "secret values reached the logs:\n" + "\n".join(
         f"{leak.where}: {leak.secrets} in {leak.text[:300]!r}" for leak in leaks
     )
-
-
-class LogCapture:
-    """Every loguru record written while the fixture is active."""
-
-    def __init__(self) -> None:
-        self.records: list[Any] = []
-
-    def __call__(self, message: Any) -> None:
-        self.records.append(message.record)
-
-    def at(self, level: str) -> list[str]:
-        return [r["message"] for r in self.records if r["level"].name == level]
-
-    def matching(self, text: str) -> list[Any]:
-        return [r for r in self.records if text in r["message"]]
 
 
 @pytest.fixture

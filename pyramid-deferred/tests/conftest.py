@@ -3,31 +3,18 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
 
 import pytest
 from loguru import logger
+from pyramid.config import Configurator
+from webtest import TestApp
 
 from pyramid_deferred.core.log import ensure_notice_level
+from pyramid_deferred.hook import get_hook
+from pyramid_deferred.testing import LogCapture
 
 pytest_plugins = ["pyramid_deferred.pytest_plugin", "pytester"]
-
-
-class LogCapture:
-    """Every loguru record written while the fixture is active."""
-
-    def __init__(self) -> None:
-        self.records: list[Any] = []
-
-    def __call__(self, message: Any) -> None:
-        self.records.append(message.record)
-
-    def at(self, level: str) -> list[str]:
-        return [r["message"] for r in self.records if r["level"].name == level]
-
-    def matching(self, text: str) -> list[Any]:
-        return [r for r in self.records if text in r["message"]]
 
 
 @pytest.fixture
@@ -38,3 +25,18 @@ def logs() -> Iterator[LogCapture]:
     yield capture
     with contextlib.suppress(ValueError):
         logger.remove(handler_id)
+
+
+@pytest.fixture
+def serve() -> Iterator[Callable[[Configurator], TestApp]]:
+    """A WebTest app of a configuration; the apps' hand-off workers are drained at the end."""
+    apps: list[TestApp] = []
+
+    def make(config: Configurator) -> TestApp:
+        app = TestApp(config.make_wsgi_app())
+        apps.append(app)
+        return app
+
+    yield make
+    for app in apps:
+        get_hook(app.app.registry).worker.shutdown(grace_seconds=5)

@@ -16,13 +16,12 @@ from pyramid.router import Router
 from pyramid_deferred.core import DeferredTaskRunner
 from pyramid_deferred.hook import get_hook
 from pyramid_deferred.metrics import METRICS_ATTR, METRICS_ROUTE
-from pyramid_deferred.testing import DeferredTaskCapture
+from pyramid_deferred.testing import DeferredTaskCapture, LogCapture
 from webtest import TestApp
 
 from app.factory import build_container, make_configurator
 from config.worker_ini import worker_ini_path
 from containers import Container
-from tests.conftest import LogCapture
 from tests.functional.shop import BROWSER
 from tests.reliability.bad_input import (
     ACCEPTED,

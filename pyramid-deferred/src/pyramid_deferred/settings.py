@@ -112,9 +112,10 @@ class DeferredTaskSettings:
     )
     learned_costs: bool = setting(
         key="deferred_task.learned_costs", env="APP_DEFERRED_TASK_LEARNED_COSTS", parse=parse_bool,
-        default=True,
-        doc="Let admission against the budget use what a task's recent runs took (p99 x 1.1 of the "
-        "last 200) when lower than its declared cost; the hard limit always uses the declared cost.",
+        default=False,
+        doc="Let admission against the budget use what a task's recent runs took (the quantile below "
+        "x 1.1 of the last 200) when lower than its declared cost, and try a task not yet learned "
+        "once per run; the hard limit always uses the declared cost. Off: the declared cost decides.",
     )
     learned_cost_min_samples: int = setting(
         key="deferred_task.learned_cost_min_samples", env="APP_DEFERRED_TASK_LEARNED_COST_MIN_SAMPLES",

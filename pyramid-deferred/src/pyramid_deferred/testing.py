@@ -31,6 +31,23 @@ NOT_WIRED = (
 )
 
 
+class LogCapture:
+    """Every loguru record written while it is a sink (``logger.add(capture, level=0)``): for
+    tests that assert what was logged, at which level, with which ``extra``."""
+
+    def __init__(self) -> None:
+        self.records: list[Any] = []
+
+    def __call__(self, message: Any) -> None:
+        self.records.append(message.record)
+
+    def at(self, level: str) -> list[str]:
+        return [r["message"] for r in self.records if r["level"].name == level]
+
+    def matching(self, text: str) -> list[Any]:
+        return [r for r in self.records if text in r["message"]]
+
+
 class FakeClock:
     """A monotonic clock that moves only when a test (or a fake task) says so: pass it as a
     runner's ``clock`` to test budgets without sleeping."""

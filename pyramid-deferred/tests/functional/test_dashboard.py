@@ -52,8 +52,7 @@ def evil_view(request: Request) -> Response:
 
 
 @pytest.fixture
-def make_app() -> Iterator[Callable[..., TestApp]]:
-    apps: list[TestApp] = []
+def make_app(serve: Callable[[Configurator], TestApp]) -> Iterator[Callable[..., TestApp]]:
 
     def make(settings: dict[str, Any] | None = None,
              configure: Callable[[Configurator], None] | None = None) -> TestApp:
@@ -68,13 +67,9 @@ def make_app() -> Iterator[Callable[..., TestApp]]:
         for name, view in (("shop", shop_view), ("failing", failing_view), ("evil", evil_view)):
             config.add_route(name, f"/{name}/*rest")
             config.add_view(view, route_name=name)
-        app = TestApp(config.make_wsgi_app())
-        apps.append(app)
-        return app
+        return serve(config)
 
     yield make
-    for app in apps:
-        get_hook(app.app.registry).worker.shutdown(grace_seconds=5)
 
 
 def data(app: TestApp, **kwargs: Any) -> dict[str, Any]:

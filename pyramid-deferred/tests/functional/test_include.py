@@ -22,8 +22,7 @@ View = Callable[[Request], Response]
 
 
 @pytest.fixture
-def make_app() -> Iterator[Callable[..., TestApp]]:
-    apps: list[TestApp] = []
+def make_app(serve: Callable[[Configurator], TestApp]) -> Iterator[Callable[..., TestApp]]:
 
     def make(view: View, settings: dict[str, Any] | None = None,
              configure: Callable[[Configurator], None] | None = None) -> TestApp:
@@ -33,13 +32,9 @@ def make_app() -> Iterator[Callable[..., TestApp]]:
             configure(config)
         config.add_route("view", "/")
         config.add_view(view, route_name="view")
-        app = TestApp(config.make_wsgi_app())
-        apps.append(app)
-        return app
+        return serve(config)
 
     yield make
-    for app in apps:
-        get_hook(app.app.registry).worker.shutdown(grace_seconds=5)
 
 
 def test_with_no_setting_a_task_runs_once_after_the_response(make_app):

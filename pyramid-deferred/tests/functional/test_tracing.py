@@ -68,8 +68,7 @@ def spans(exporter: InMemorySpanExporter) -> Callable[[], list[ReadableSpan]]:
 
 
 @pytest.fixture
-def make_app() -> Iterator[Callable[..., TestApp]]:
-    apps: list[TestApp] = []
+def make_app(serve: Callable[[Configurator], TestApp]) -> Iterator[Callable[..., TestApp]]:
 
     def make(view: View, settings: dict[str, Any] | None = None, *, instrument: bool = True) -> TestApp:
         config = Configurator(settings={"deferred_task.strategy": "close", **(settings or {})})
@@ -79,13 +78,9 @@ def make_app() -> Iterator[Callable[..., TestApp]]:
         config.include("pyramid_deferred.tracing")
         config.add_route("view", "/things/{id}")
         config.add_view(view, route_name="view")
-        app = TestApp(config.make_wsgi_app())
-        apps.append(app)
-        return app
+        return serve(config)
 
     yield make
-    for app in apps:
-        get_hook(app.app.registry).worker.shutdown(grace_seconds=5)
 
 
 def by_name(spans: list[ReadableSpan]) -> dict[str, ReadableSpan]:
