@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import heapq
 import itertools
@@ -44,15 +45,6 @@ class LazyExecutor(Executor):
         return self._make().submit(fn, *args, **kwargs)
 
 
-class _NoLock:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
-_NO_LOCK = _NoLock()
 _FLOAT_MAX = sys.float_info.max
 _MAX_KNOWN_NAMES = 4096
 DEFAULT_MAX_TASKS = 1000
@@ -178,9 +170,6 @@ class DeferredTaskRunner:
         fields["_closed"] = fields["_running"] = False
         fields["_current"] = fields["on_first_task"] = fields["_lock"] = fields["durable"] = None
         return new
-
-    def clock_is_not(self, clock: Clock) -> bool:
-        return self._clock is not clock
 
     @property
     def enabled(self) -> bool:
@@ -508,7 +497,7 @@ class DeferredTaskRunner:
                 in_flight.clear()
                 now = clock()  # concurrent tasks may have deferred more: drain again
         except BaseException:
-            with self._lock or _NO_LOCK:
+            with self._lock or contextlib.nullcontext():
                 abandoned = [entry[2].name for entry in sorted(queue)]
                 queue.clear()
             log.error(
@@ -612,7 +601,7 @@ class DeferredTaskRunner:
         (the hand-off worker's shutdown): the durable ones are spilled. May be called from another
         thread while :meth:`run` is running: a task it pops meanwhile is run there, not here (the
         idempotency key of a spilled one keeps the two from both running it)."""
-        with self._lock or _NO_LOCK:
+        with self._lock or contextlib.nullcontext():
             entries = sorted(self._queue)
             self._queue.clear()
         withdrawn = []
