@@ -1,19 +1,5 @@
-"""Durable tasks spill over to a distributed engine instead of being lost (framework-free).
-
-    from pyramid_deferred.durable import durable
-
-    request.deferred_task.defer(
-        durable(send_purchase, order.id, service="meta"),
-        max_cost_seconds=2.0, priority=PRIORITY_CRITICAL, name="meta.purchase",
-    )
-
-The fast path is unchanged: the task runs in this process after the response. It is *spilled*
-(handed to the engine, ``pyramid_deferred.celery``) when the budget or the hard limit skips it,
-when it raises, when its service is known to be down, or when the process stops with it still
-queued. Each spilled task carries an idempotency key; the engine's worker claims the key before
-it runs the task, and so does the in-process run: a key that already ran is not run again.
-See docs/durable.md for the guarantees, reason by reason.
-"""
+"""The spill-over: hand a durable task to the engine (Celery) instead of losing it; the
+idempotency keys that keep each task to one run (framework-free)."""
 
 from __future__ import annotations
 
@@ -26,16 +12,8 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
 
 from pyramid_deferred.core.durable import (
-    MAX_MESSAGE_BYTES,
     DurableCall,
-    DurableHooks,
-    NotDurableError,
-    ServiceDown,
     call_with_spill_possible,
-    decode_payload,
-    durable,
-    load_function,
-    spill_possible,
 )
 from pyramid_deferred.core.log import NOTICE, deferred_task_logger
 
@@ -43,27 +21,6 @@ if TYPE_CHECKING:
     from loguru import Logger
 
     from pyramid_deferred.core.task import DeferredTask
-
-__all__ = [
-    "MAX_MESSAGE_BYTES",
-    "BrokerUnavailable",
-    "Claim",
-    "Claims",
-    "DurableCall",
-    "DurableHooks",
-    "DurableRun",
-    "NotDurableError",
-    "ServiceCheck",
-    "ServiceDown",
-    "SpillListener",
-    "SpillOver",
-    "SpilledTask",
-    "Spiller",
-    "decode_payload",
-    "durable",
-    "load_function",
-    "spill_possible",
-]
 
 ServiceCheck = Callable[[str], "float | None"]
 """``check(service)``: None while the service may be called; else the seconds until it may be
