@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextvars
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -12,10 +11,9 @@ from typing import TYPE_CHECKING
 
 from loguru import logger
 
-from pyramid_deferred.core import DeferredTaskRunner, Outcome, RunReport
+from pyramid_deferred.core import DeferredTaskRunner, RunReport
 from pyramid_deferred.core.log import deferred_task_logger
-from pyramid_deferred.core.task import DeferredTask
-from pyramid_deferred.durable import DurableCall, DurableRun, SpillOver, SpillReason
+from pyramid_deferred.durable import SpillOver
 from pyramid_deferred.observers import ReportObserver, notify_observers
 from pyramid_deferred.request_id import new_request_id
 from pyramid_deferred.scope import _current
@@ -25,6 +23,26 @@ if TYPE_CHECKING:
 
 BATCH_ATTR = "deferred_task_batch"
 """The request attribute holding its batch."""
+
+
+class Once:
+    """Says yes to the first caller only, whichever thread it is on: ``list.pop()`` is one atomic
+    step under the GIL, so a batch is claimed without a lock."""
+
+    __slots__ = ("_token",)
+
+    def __init__(self) -> None:
+        self._token = [True]
+
+    def claim(self) -> bool:
+        try:
+            return self._token.pop()
+        except IndexError:
+            return False
+
+    @property
+    def claimed(self) -> bool:
+        return not self._token
 
 
 class Trigger(StrEnum):
@@ -40,7 +58,7 @@ class Trigger(StrEnum):
     INLINE_SHUTTING_DOWN = "inline (shutting down)"
 
 
-@dataclass
+@dataclass(eq=False)
 class RequestBatch:
     """Binds a request's runner to the moment it must run; captured by value, not looked up later.
 
@@ -76,8 +94,13 @@ class RequestBatch:
     (``pyramid_deferred.tracing``: the request's span; ``pyramid_deferred.dashboard``: its line)."""
     spill_over: SpillOver | None = None
     """Where this request's durable tasks go instead of being lost (None: spill-over off)."""
-    _done: bool = False
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    live: set[RequestBatch] | None = None
+    """The app's batches from their scheduling to their report: what a stopping process decides
+    (``pyramid_deferred.lifecycle``). Shared by the app's batches; each adds and removes itself."""
+    _started: Once = field(default_factory=Once)
+    """Run, discarded or abandoned: a batch starts at most once."""
+    _reported: Once = field(default_factory=Once)
+    """Its report goes to the observers at most once (the run's, or the stop's if it came first)."""
 
     def __post_init__(self) -> None:
         if not self.started:
@@ -86,10 +109,19 @@ class RequestBatch:
     def capture_context(self) -> None:
         """Keep a copy of the current context, in which this batch's runner is the current one.
 
-        Called when the response leaves the app: that moment is ``scheduled_at``."""
+        Called when the response leaves the app: that moment is ``scheduled_at``. From now on a
+        process that stops decides this batch if it has not ended (its durable tasks' keys are
+        fixed now, for the spill-over)."""
         self.scheduled_at = self.clock()
+        self._durable_run()
         self.context = contextvars.copy_context()
         self.context.run(_current.set, self.runner)
+        if self.live is not None:
+            self.live.add(self)
+
+    def _durable_run(self) -> None:
+        if self.spill_over is not None and self.runner.durable is None:
+            self.runner.durable = self.spill_over.for_request(self.request_id)
 
     def ceiling_seconds(self) -> float | None:
         """What the hard limit leaves of this request's life, right now (the spec's table)."""
@@ -105,15 +137,8 @@ class RequestBatch:
 
     @property
     def decided(self) -> bool:
-        """Run, or discarded: nothing more will happen to this batch."""
-        return self._done
-
-    def _claim(self) -> bool:
-        with self._lock:
-            if self._done:
-                return False
-            self._done = True
-            return True
+        """Run, discarded or abandoned: nothing more will start for this batch."""
+        return self._started.claimed
 
     def run_once(self, trigger: Trigger | None = None) -> RunReport | None:
         """Run the batch unless it was already decided; never lets an ``Exception`` reach the server.
@@ -121,7 +146,7 @@ class RequestBatch:
         Every log record written during the run (the runner's, the tasks', the observers')
         carries ``extra["request_id"]``.
         """
-        if not self._claim():
+        if not self._started.claim():
             return None
         if trigger is not None:
             self.trigger = trigger
@@ -129,51 +154,39 @@ class RequestBatch:
             return self.context.run(self._run)
         return self._run()
 
-    def abandon(self) -> list[str]:
-        """The process stops (the hand-off worker's grace ran out) with this batch queued or
-        running: take its queued tasks out, spill the durable ones, and return the names of the
-        tasks that are lost (to be named at ERROR). A task still running is named lost too, or,
-        if it is durable, spilled: its idempotency key, held by the run here until it ends or its
-        lease expires, keeps the engine's copy from running while this one still might."""
-        never_started = self._claim()
-        hooks = self.runner.durable
-        run = hooks if isinstance(hooks, DurableRun) else None
-        if run is None and self.spill_over is not None:
-            run = self.spill_over.for_request(self.request_id)
-        lost: list[str] = []
+    def abandon(self, why: str = "the process is stopping") -> list[str]:
+        """The process stops (its grace ran out) with this batch not finished, whether it is queued,
+        waiting for its trigger or running on another thread: every task not decided yet is decided
+        now (durable ones spill, the others are discarded), the observers get the report of the
+        whole batch, and the names of the lost tasks are returned (to be named at ERROR). A durable
+        task still running spills too: its idempotency key, held by the run here until it ends or
+        its lease expires, keeps the engine's copy from running while this one still might."""
+        if not self._reported.claim():
+            return []
+        self._started.claim()  # a batch that had not started never will
         with logger.contextualize(request_id=self.request_id):
-            current = self.runner.current_task
-            if current is not None:
-                running = run.running if run is not None else None
-                if running is None or running[0] is not current or not run.spill(  # type: ignore[union-attr]
-                    current, running[1], SpillReason.SHUTDOWN, detail="still running when the grace ran out"
-                ):
-                    lost.append(f"{current.name} (still running)")
-
-            def decide(task: DeferredTask, sequence: int) -> Outcome:
-                if run is not None and type(task.task) is DurableCall and run.spill(
-                    task, sequence, SpillReason.SHUTDOWN, detail="still queued when the grace ran out"
-                ):
-                    return Outcome.SPILLED
-                lost.append(task.name)
-                return Outcome.DISCARDED
-
-            self.runner.withdraw(decide)
-            if never_started:  # nobody will report it otherwise: its report balances the ledger
-                report = self.runner.run(request_failed=True)
-                self.runner.close()
-                notify_observers(self, report)
+            self._durable_run()
+            report, lost = self.runner.stop(why)
+            self.runner.close()
+            self._report(report)
         return lost
 
     def discard_once(self, reason: str) -> RunReport | None:
         """Decide the batch without running anything: every task, ``always`` included, is discarded."""
-        if not self._claim():
+        if not self._started.claim():
             return None
+        self._reported.claim()
         with logger.contextualize(request_id=self.request_id):
             report = self.runner.discard(reason)
             self.runner.close()
-            notify_observers(self, report)
+            self._report(report)
             return report
+
+    def _report(self, report: RunReport | None) -> None:
+        if report is not None:
+            notify_observers(self, report)
+        if self.live is not None:
+            self.live.discard(self)
 
     def _run(self) -> RunReport | None:
         watchdog = self.watchdog
@@ -188,8 +201,8 @@ class RequestBatch:
     def _run_watched(self) -> RunReport | None:
         with logger.contextualize(request_id=self.request_id):
             self.run_started_at = self.clock()
-            if self.spill_over is not None:
-                self.runner.durable = self.spill_over.for_request(self.request_id)
+            self._durable_run()
+            report: RunReport | None = None
             try:
                 report = self.runner.run(
                     ceiling_seconds=self.ceiling_seconds(), request_failed=self.request_failed,
@@ -197,8 +210,12 @@ class RequestBatch:
                 )
             except Exception:
                 deferred_task_logger.opt(exception=True).error("Deferred task run failed")
-                return None
+            except BaseException:  # an interrupt on the main thread: the runner decided the rest
+                if self._reported.claim():
+                    self._report(self.runner.stop_report)
+                raise
             finally:
                 self.runner.close()
-            notify_observers(self, report)
+            if self._reported.claim():  # not if a stopping process reported it first
+                self._report(report)
             return report

@@ -1,4 +1,5 @@
-"""gunicorn support: the hard limit of a sync worker's app, and start-up checks. In gunicorn.conf.py::
+"""gunicorn support: the hard limit of a sync worker's app, a stop that spills before gunicorn kills,
+and start-up checks. In gunicorn.conf.py::
 
     from pyramid_deferred.gunicorn import post_worker_init, on_starting, child_exit
 
@@ -12,11 +13,18 @@ SIGABRTed mid-task. The hard limit makes the runner skip what cannot fit instead
 A **gthread** worker beats from its main thread every second (``ThreadWorker.run``: ``notify()``
 then ``wait_for_and_dispatch_events(timeout=1.0)``) while requests run in its thread pool, so a
 long request never starves the heartbeat: no hard limit is derived there.
+
+When the arbiter stops a worker (SIGTERM), the worker finishes its requests, their deferred
+tasks included, for up to ``--graceful-timeout``; then the arbiter kills it (SIGKILL). The
+add-on's grace (``shutdown_grace_seconds``) is shortened to end before that kill, so that the
+durable tasks still unfinished then are spilled, not lost (``pyramid_deferred.lifecycle``).
+A quick stop (SIGINT, SIGQUIT) spills them at once.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Mapping
 from typing import Any
 
@@ -132,6 +140,31 @@ def on_starting(server: Any) -> None:
 def post_worker_init(worker: Any) -> None:
     apply_hard_limit(worker)
     ask_for_replacement_when_stuck(worker)
+    stop_before_the_kill(worker)
+
+
+def stop_before_the_kill(worker: Any) -> None:
+    """When the arbiter stops this worker, the grace of its unfinished batches begins, ending before
+    ``graceful_timeout`` runs out (gunicorn's own handler still runs: the worker stops as usual).
+    A sync worker may be busy in a task in its only thread, and a gthread worker's pool threads
+    keep the interpreter from reaching ``atexit``: a timer decides what is left at the end."""
+    hook = find_hook(worker.wsgi)
+    if hook is None:
+        return
+    grace = hard_limit_for(float(worker.cfg.graceful_timeout))  # the same margin before the kill
+    for signum, seconds in ((signal.SIGTERM, grace), (signal.SIGINT, 0.0), (signal.SIGQUIT, 0.0)):
+        _begin_stop_before(signum, hook, seconds)
+
+
+def _begin_stop_before(signum: int, hook: DeferredTaskHook, grace_seconds: float) -> None:
+    previous = signal.getsignal(signum)
+
+    def begin_then_stop(received: int, frame: Any) -> None:
+        hook.stop.begin(grace_seconds)
+        if callable(previous):
+            previous(received, frame)
+
+    signal.signal(signum, begin_then_stop)
 
 
 def ask_for_replacement_when_stuck(worker: Any) -> None:

@@ -20,12 +20,15 @@ from pyramid_deferred.core.log import deferred_task_logger
 from pyramid_deferred.core.runner import LazyExecutor, OverrunWarnings
 from pyramid_deferred.dispatch import BatchDispatcher
 from pyramid_deferred.durable import ServiceCheck, SpillOver
+from pyramid_deferred.lifecycle import ProcessStop
 from pyramid_deferred.observers import ReportObserver
 from pyramid_deferred.settings import DeferredTaskSettings
 from pyramid_deferred.watchdog import Watchdog
 
 if TYPE_CHECKING:
     from pyramid.registry import Registry
+
+    from pyramid_deferred.batch import RequestBatch
 
 HOOK_ATTR = "deferred_task_hook"
 
@@ -84,6 +87,11 @@ class DeferredTaskHook:
         """Where durable tasks go instead of being lost (``deferred_task.broker_url``); None: off."""
         self._prototype: DeferredTaskRunner | None = None
         self.watchdog = Watchdog(clock=clock)
+        self.live: set[RequestBatch] = set()
+        """This app's batches from their scheduling to their report (see ``pyramid_deferred.lifecycle``)."""
+        self.stop = ProcessStop(
+            self.worker, self.watchdog, self.live, grace_seconds=settings.shutdown_grace_seconds
+        )
 
     @property
     def clock(self) -> Callable[[], float]:

@@ -76,7 +76,7 @@ def include(config: Configurator) -> None:
         hook = DeferredTaskHook(settings)
         set_spill_over(hook, spill_over_for(settings))
         setattr(registry, HOOK_ATTR, hook)
-        install_shutdown(hook.worker, hook.watchdog, exit_on_sigterm=settings.exit_on_sigterm)
+        install_shutdown(hook.stop, exit_on_sigterm=settings.exit_on_sigterm)
         uwsgi_trigger.install()
 
     config.action(("pyramid_deferred", "hook"), register, order=PHASE2_CONFIG)

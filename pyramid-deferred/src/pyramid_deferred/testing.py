@@ -23,6 +23,7 @@ from typing import Any
 from pyramid_deferred.core.report import RunReport
 from pyramid_deferred.core.runner import DeferredTaskRunner
 from pyramid_deferred.core.task import DeferredTask
+from pyramid_deferred.durable.spill import BrokerUnavailable, Claim, SpilledTask
 from pyramid_deferred.hook import override_runner_factory
 
 NOT_WIRED = (
@@ -277,3 +278,38 @@ def service_down_durable(service: str, retry_after: float) -> None:
     from pyramid_deferred.core.durable import ServiceDown
 
     raise ServiceDown(service, retry_after)
+
+
+class FakeSpiller:
+    """A spill-over engine in memory: what was spilled, in order; ``down`` makes it refuse."""
+
+    engine = "FakeEngine"
+
+    def __init__(self) -> None:
+        self.sent: list[SpilledTask] = []
+        self.down = False
+
+    def send(self, task: SpilledTask) -> None:
+        if self.down:
+            raise BrokerUnavailable("ConnectionRefusedError: nobody listens")
+        self.sent.append(task)
+
+
+class MemoryClaims:
+    """Idempotency keys in memory (what Redis holds for the Celery spill-over)."""
+
+    def __init__(self) -> None:
+        self.keys: dict[str, str] = {}
+
+    def claim(self, key: str, lease_seconds: float) -> Claim:
+        if key not in self.keys:
+            self.keys[key] = "held"
+            return Claim.CLAIMED
+        return Claim.DONE if self.keys[key] == "done" else Claim.HELD
+
+    def done(self, key: str) -> None:
+        self.keys[key] = "done"
+
+    def release(self, key: str) -> None:
+        if self.keys.get(key) == "held":
+            del self.keys[key]

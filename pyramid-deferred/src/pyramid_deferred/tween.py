@@ -72,7 +72,7 @@ class PendingRequest:
             runner, hard_limit_seconds=hook.hard_limit_seconds, clock=hook.clock,
             started=getattr(request, "deferred_task_started", 0.0),
             request_id=getattr(request, "request_id", None) or request_id_of({}),
-            observers=hook.observers, watchdog=hook.watchdog, spill_over=hook.spill_over,
+            observers=hook.observers, watchdog=hook.watchdog, spill_over=hook.spill_over, live=hook.live,
         )
         setattr(request, BATCH_ATTR, batch)
         watch_transaction(request, batch)

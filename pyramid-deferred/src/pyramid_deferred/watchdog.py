@@ -8,9 +8,10 @@ log line at all. The watchdog keeps the batches being run, and from one thread p
 - past ``overrun_factor`` x its declared cost (and at least ``min_overrun_seconds`` past it): one
   WARNING naming the task, its request id, how long it has run, and the thread's current stack;
 - past the hard limit (the request's whole life, a server's kill timeout): one ERROR, and the
-  ``on_stuck`` callback (under gunicorn: the worker asks to be replaced, so capacity comes back);
-- at process exit (:meth:`abandon_all`): every batch still running is named at ERROR with its
-  unfinished tasks, inline ones included, where the server would otherwise cut them silently.
+  ``on_stuck`` callback (under gunicorn: the worker asks to be replaced, so capacity comes back).
+
+At process exit, ``pyramid_deferred.lifecycle`` decides what is unfinished; the watchdog tells it
+which thread runs a batch (:meth:`Watchdog.thread_of`).
 """
 
 from __future__ import annotations
@@ -117,22 +118,11 @@ class Watchdog:
         for listener in self.listeners:
             listener(overrunning)
 
-    def abandon_all(self, *, except_threads: frozenset[threading.Thread] = frozenset()) -> list[str]:
-        """At process exit: name, at ERROR, every batch still running and what it leaves unrun
-        (but those on ``except_threads``: the hand-off worker names its own)."""
+    def thread_of(self, batch: RequestBatch) -> threading.Thread | None:
+        """The thread running ``batch`` now, or None (not started, or ended)."""
         with self._lock:
-            running = [entry for entry in self._running.values() if entry.thread not in except_threads]
-        names: list[str] = []
-        for entry in running:
-            unfinished = entry.batch.pending_names()
-            if not unfinished:
-                continue
-            names.extend(unfinished)
-            deferred_task_logger.bind(request_id=entry.batch.request_id).error(
-                "The process is stopping while a batch runs on thread {}: abandoning {} deferred task(s): {}",
-                entry.thread.name, len(unfinished), ", ".join(unfinished),
-            )
-        return names
+            entry = self._running.get(id(batch))
+        return None if entry is None else entry.thread
 
     def _watch(self) -> None:
         while not self._stop.wait(self.interval_seconds):

@@ -66,6 +66,7 @@ class HandOffWorker:
         self._threads: list[threading.Thread] = []
         self._running: dict[int, Batch] = {}
         self._closed = False
+        self._given_up = False
         self._queue_listeners: list[Callable[[int], object]] = []
 
     @property
@@ -109,29 +110,36 @@ class HandOffWorker:
         self._queue_changed()
         return True
 
-    def shutdown(self, grace_seconds: float | None = None) -> list[str]:
-        """Stop taking batches, let queued ones run for up to the grace period, log what is left.
-
-        Returns the names of the tasks that could not run; each was logged at ERROR (durable
-        tasks with a spill-over configured are spilled instead, and not named).
-        """
+    def shutdown(self, grace_seconds: float | None = None, *, give_up: bool = True) -> list[str]:
+        """Stop taking batches, let queued ones run for up to the grace period, then (``give_up``)
+        decide what is left (:meth:`give_up`). Returns the names of the tasks that could not run."""
         grace = self.grace_seconds if grace_seconds is None else grace_seconds
         with self._lock:
-            if self._closed:
-                return []
+            closing = not self._closed
             self._closed = True
             threads = list(self._threads)
-        for _ in threads:
-            self._put_stop(deadline=self._clock() + grace)
-        deadline = self._clock() + grace
-        for thread in threads:
-            thread.join(timeout=max(0.0, deadline - self._clock()))
+        if closing:
+            deadline = self._clock() + grace
+            for _ in threads:
+                self._put_stop(deadline=deadline)
+            for thread in threads:
+                thread.join(timeout=max(0.0, deadline - self._clock()))
+        return self.give_up(grace) if give_up else []
+
+    def give_up(self, grace_seconds: float | None = None) -> list[str]:
+        """Decide now every batch still queued or running (a batch's ``abandon()``: durable tasks
+        spill), name the lost tasks in one ERROR line, and return their names. Once; from any thread."""
+        with self._lock:
+            self._closed = True
+            if self._given_up:
+                return []
+            self._given_up = True
         unrun = self._unrun_names()
         if unrun:
             self._logger.error(
                 "Shutting down with {} deferred task(s) that did not run or finish within the {}s grace "
                 "period: {}",
-                len(unrun), grace, ", ".join(unrun),
+                len(unrun), self.grace_seconds if grace_seconds is None else grace_seconds, ", ".join(unrun),
             )
         return unrun
 
@@ -152,17 +160,22 @@ class HandOffWorker:
             except Exception:
                 self._logger.opt(exception=True).error("Deferred task batch failed to stop")
                 names.extend(batch.pending_names())
+        stops = 0
         while True:
             try:
                 item = self._queue.get_nowait()
             except queue.Empty:
                 break
-            if item is not _STOP:
-                try:
-                    names.extend(_abandon(item))  # type: ignore[arg-type]
-                except Exception:
-                    self._logger.opt(exception=True).error("Deferred task batch failed to stop")
-                    names.extend(item.pending_names())  # type: ignore[attr-defined]
+            if item is _STOP:
+                stops += 1
+                continue
+            try:
+                names.extend(_abandon(item))  # type: ignore[arg-type]
+            except Exception:
+                self._logger.opt(exception=True).error("Deferred task batch failed to stop")
+                names.extend(item.pending_names())  # type: ignore[attr-defined]
+        for _ in range(stops):  # the threads still take their stop signal
+            self._queue.put_nowait(_STOP)
         return names
 
     def _start_threads(self) -> None:

@@ -47,6 +47,7 @@ class LazyExecutor(Executor):
 
 _FLOAT_MAX = sys.float_info.max
 _MAX_KNOWN_NAMES = 4096
+_SETTLE_SECONDS = 0.1
 DEFAULT_MAX_TASKS = 1000
 OVERRUN_WARNING_INTERVAL_SECONDS = 60.0
 _known_names: set[str] = set()
@@ -144,8 +145,17 @@ class DeferredTaskRunner:
         self._sequence = itertools.count()
         self._forgotten: list[TaskResult] = []
         self._running = False
-        self._current: DeferredTask | None = None
+        self._current: _Entry | None = None
         self._current_started = 0.0
+        self._run_started = 0.0
+        self._in_flight: dict[int, tuple[DeferredTask, Future[TaskResult] | None]] | None = None
+        """Concurrent tasks submitted to the pool and not yet in the run's results, by sequence."""
+        self._stop_report: RunReport | None = None
+        """Set when :meth:`stop` (or an interrupt) decided the run's remaining tasks: the final word."""
+        self._final_report: RunReport | None = None
+        """The last run's own report, once it ended (what a late :meth:`stop` returns)."""
+        self._run_results: list[TaskResult] = []
+        """The results list of the run going on (the one ``_drain`` appends to)."""
         self._executor = executor
         self._cost_model = cost_model
         self._lock: threading.Lock | None = None
@@ -169,6 +179,8 @@ class DeferredTaskRunner:
         fields["_accepted"] = fields["_refused"] = 0
         fields["_closed"] = fields["_running"] = False
         fields["_current"] = fields["on_first_task"] = fields["_lock"] = fields["durable"] = None
+        fields["_in_flight"] = fields["_stop_report"] = fields["_final_report"] = None
+        fields["_run_results"] = fields["_forgotten"]
         return new
 
     @property
@@ -277,7 +289,13 @@ class DeferredTaskRunner:
     @property
     def current_task(self) -> DeferredTask | None:
         """The task :meth:`run` is executing right now (read from another thread at shutdown)."""
-        return self._current
+        current = self._current
+        return None if current is None else current[2]
+
+    @property
+    def stop_report(self) -> RunReport | None:
+        """The report :meth:`stop` made (a stop from another thread, or an interrupt), if any."""
+        return self._stop_report
 
     @property
     def current_task_started(self) -> float:
@@ -301,6 +319,8 @@ class DeferredTaskRunner:
         limit = self._effective_budget(ceiling_seconds)
         ceiling = _INF if ceiling_seconds is None or not self._enabled else max(ceiling_seconds, 0.0)
         results = self._forgotten  # a task that forgets or replaces during the run reports here too
+        self._run_results = results
+        self._run_started = self._clock()
         # One lazy DEBUG line per run; its arguments are computed, and per-task DEBUG lines
         # written, only if a sink takes DEBUG records (a DEBUG call per task costs ~0.5 us).
         self._debug = False
@@ -312,13 +332,16 @@ class DeferredTaskRunner:
         try:
             budget = _INF if limit is None else limit
             elapsed = self._drain(results, budget, ceiling, request_failed, self._debug)
+            report = RunReport(tuple(results), elapsed, limit, self._refused, self._accepted)
+            self._final_report = report  # before the counters reset: a late stop() finds the run over
         finally:
             self._running = False
             self._lock = None
             self._forgotten = []
-            refused, self._refused = self._refused, 0
-            accepted, self._accepted = self._accepted, 0
-        report = RunReport(tuple(results), elapsed, limit, refused, accepted)
+            self._refused = self._accepted = 0
+        if self._stop_report is not None:  # stopped from another thread: its report is the run's
+            return self._stop_report
+        refused = report.refused
         # A run where every task executed is routine: its summary is DEBUG (each task's own line
         # is too); anything else is INFO. Formatted only if a sink takes the record.
         routine = not refused and all(result.outcome is _EXECUTED for result in results)
@@ -411,7 +434,7 @@ class DeferredTaskRunner:
         model = self._cost_model
         budgeted = limit != _INF or ceiling != _INF
         started = now = clock()  # one clock reading per task: a task's end is the next one's start
-        in_flight: list[Future[TaskResult]] = []
+        in_flight: list[tuple[int, Future[TaskResult]]] = []
         item: DeferredTask | None = None
         try:
             while True:
@@ -466,12 +489,14 @@ class DeferredTaskRunner:
                     if spill is not None:
                         task = spill.guard(item, sequence)
                     if concurrent and self._executor is not None:
-                        in_flight.append(
-                            self._submit(item, task, sequence, admitted_by, started, limit, ceiling, debug)
-                        )
+                        in_flight.append((sequence, self._submit(
+                            item, task, sequence, admitted_by, started, limit, ceiling, debug
+                        )))
                         continue
-                    self._current = item
+                    # A task's result is recorded before it stops being current, so that a stop
+                    # from another thread (:meth:`stop`) finds it in one place or the other.
                     self._current_started = now
+                    self._current = entry
                     try:
                         task()
                     except BaseException as error:
@@ -479,33 +504,40 @@ class DeferredTaskRunner:
                             raise
                         end = clock()
                         append(self._failed(item, sequence, end - now, error, admitted_by))
+                        self._current = None
                         now = clock() if spill is not None else end
                         continue
-                    finally:
-                        self._current = None
                     end = clock()
                     duration = end - now
                     now = end
                     append(TaskResult(name, priority, cost, _EXECUTED, duration, None, admitted_by))
+                    self._current = None
                     if debug or duration > cost or model is not None:
                         self._executed(item, duration, end, admitted_by, debug)
                 item = None
                 if not in_flight:
                     break
-                for future in in_flight:  # the run ends when its admitted tasks have ended
-                    append(future.result())
+                submitted = self._in_flight
+                for sequence, future in in_flight:  # the run ends when its admitted tasks have ended
+                    append(future.result())  # in the order they were admitted
+                    if submitted is not None:
+                        submitted.pop(sequence, None)
                 in_flight.clear()
                 now = clock()  # concurrent tasks may have deferred more: drain again
         except BaseException:
-            with self._lock or contextlib.nullcontext():
-                abandoned = [entry[2].name for entry in sorted(queue)]
-                queue.clear()
-            log.error(
-                "Deferred task {} was interrupted; abandoning {} queued task(s): {}",
-                item.name if item else "?", len(abandoned), ", ".join(abandoned) or "none",
-            )
+            self._interrupted(item)
             raise
         return now - started
+
+    def _interrupted(self, item: DeferredTask | None) -> None:
+        """Ctrl-C or a server's SystemExit in the task running on the main thread: what is left
+        is decided now (durable tasks spill, the others are named at ERROR), then it propagates."""
+        _, lost = self.stop("the run was interrupted", interrupted=item)
+        self._current = None
+        self._logger.error(
+            "Deferred task {} was interrupted; abandoning {} queued task(s): {}",
+            item.name if item else "?", len(lost), ", ".join(lost) or "none",
+        )
 
     def _executed(
         self, item: DeferredTask, duration: float, end: float, admitted_by: str | None, debug: bool
@@ -555,19 +587,28 @@ class DeferredTaskRunner:
         """Run ``item`` on the executor, in a copy of this context (its request's id, its runner)."""
         if self._lock is None:
             self._lock = threading.Lock()
+        submitted = self._in_flight
+        if submitted is None:
+            self._in_flight = submitted = {}
+        submitted[sequence] = (item, None)  # in flight from now on, for a stop on another thread
         context = contextvars.copy_context()
         assert self._executor is not None
-        return self._executor.submit(
+        future = self._executor.submit(
             context.run, self._run_concurrent, item, call, sequence, admitted_by, started, limit, ceiling,
             debug,
         )
+        submitted[sequence] = (item, future)
+        return future
 
     def _run_concurrent(
         self, item: DeferredTask, call: Callable[[], object], sequence: int, admitted_by: str | None,
         started: float, limit: float, ceiling: float, debug: bool,
     ) -> TaskResult:
         """On a pool thread: admitted again when it really starts (the pool may have been busy
-        with other requests' tasks), then run and reported like any other task."""
+        with other requests' tasks), then run and reported like any other task. One the pool
+        starts after the process began stopping is not run: :meth:`stop` decided it."""
+        if self._stop_report is not None:
+            return _result(item, Outcome.DISCARDED)
         clock = self._clock
         begin = clock()
         if limit != _INF or ceiling != _INF:
@@ -595,20 +636,78 @@ class DeferredTaskRunner:
         end = clock()
         return self._executed(item, end - begin, end, admitted_by, debug)
 
-    def withdraw(self, decide: Callable[[DeferredTask, int], Outcome]) -> list[DeferredTask]:
-        """Take every queued task out now, each recorded with the outcome ``decide(task, sequence)``
-        gives it; returns them in run order. For a process that stops with tasks still queued
-        (the hand-off worker's shutdown): the durable ones are spilled. May be called from another
-        thread while :meth:`run` is running: a task it pops meanwhile is run there, not here (the
-        idempotency key of a spilled one keeps the two from both running it)."""
+    def stop(self, why: str, *, interrupted: DeferredTask | None = None) -> tuple[RunReport, list[str]]:
+        """Decide now every task of this runner that is not decided yet, and report the whole run.
+
+        For a process that stops (its grace ran out) or a run interrupted on the main thread:
+        each queued task, and each still running on another thread (inline, or on the concurrent
+        pool), is spilled if it is durable and a spill-over takes it, else discarded; ``why`` says
+        so in the spill's log line. Returns the run's report (what already ran included; the run,
+        if it goes on, returns this one too) and the names of the tasks that are lost.
+
+        Safe from any thread while :meth:`run` goes on: each queued task is taken by exactly one
+        side (one ``heappop`` each, atomic under the GIL); the run picks up nothing more, and a task
+        it is running is decided here, once (its idempotency key keeps a spilled copy from running
+        while this one still might).
+        """
+        self._closed = True
+        decided: list[TaskResult] = []
+        lost: list[str] = []
+        queue = self._queue
         with self._lock or contextlib.nullcontext():
-            entries = sorted(self._queue)
-            self._queue.clear()
-        withdrawn = []
-        for entry in entries:
-            self._forgotten.append(_result(entry[2], decide(entry[2], entry[1])))
-            withdrawn.append(entry[2])
-        return withdrawn
+            while True:
+                try:
+                    _, sequence, item = heapq.heappop(queue)
+                except IndexError:
+                    break
+                decided.append(self._give_up(item, sequence, why, lost, running=False))
+        results, running, accepted = self._settled(len(decided))
+        for item, sequence in running:  # an interrupted task is named by the caller, not as lost
+            named = [] if item is interrupted else lost
+            decided.append(self._give_up(item, sequence, why, named, running=True))
+        elapsed = self._clock() - self._run_started if self._running else 0.0
+        report = RunReport(
+            (*results, *decided), elapsed, self._effective_budget(None), self._refused, accepted,
+        )
+        self._stop_report = report
+        return report, lost
+
+    def _settled(self, withdrawn: int) -> tuple[list[TaskResult], list[tuple[DeferredTask, int]], int]:
+        """The run's results so far, its running tasks and how many tasks it accepted, read when
+        they account for every accepted task: a task moves from current (or in flight) to the
+        results in a few bytecodes, so a reading in between is taken again (for at most a tenth of
+        a second). A run that ended meanwhile answers with its own report's results."""
+        deadline = time.monotonic() + _SETTLE_SECONDS
+        while True:
+            final = self._final_report
+            if final is not None:
+                return list(final.results), [], final.deferred or 0
+            accepted = self._accepted
+            running: list[tuple[DeferredTask, int]] = []
+            current = self._current
+            if current is not None:
+                running.append((current[2], current[1]))
+            results = list(self._run_results if self._running else self._forgotten)
+            in_flight = self._in_flight
+            for sequence, (task, future) in list((in_flight or {}).items()):
+                if future is not None and future.done() and not future.cancelled():
+                    results.append(future.result())  # it ended; the run had not collected it yet
+                else:
+                    running.append((task, sequence))
+            if len(results) + withdrawn + len(running) == accepted or time.monotonic() > deadline:
+                return results, running, accepted
+            time.sleep(0.0005)
+
+    def _give_up(
+        self, item: DeferredTask, sequence: int, why: str, lost: list[str], *, running: bool
+    ) -> TaskResult:
+        durable = self.durable
+        if durable is not None and type(item.task) is DurableCall and durable.spill(
+            item, sequence, "shutdown", detail=f"still {'running' if running else 'queued'}: {why}",
+        ):
+            return _result(item, _SPILLED)
+        lost.append(f"{item.name} (still running)" if running else item.name)
+        return _result(item, Outcome.DISCARDED)
 
     def _remove(self, name: str, reason: str) -> int:
         kept = [entry for entry in self._queue if entry[2].name != name]

@@ -11,46 +11,13 @@ from hypothesis import strategies as st
 from pyramid_deferred import testing as fx
 from pyramid_deferred.core import DeferredTaskRunner, Outcome
 from pyramid_deferred.durable import (
-    BrokerUnavailable,
     Claim,
     NotDurableError,
-    SpilledTask,
     SpillOver,
     decode_payload,
     durable,
 )
-from pyramid_deferred.testing import FakeClock
-
-
-class FakeSpiller:
-    engine = "FakeEngine"
-
-    def __init__(self) -> None:
-        self.sent: list[SpilledTask] = []
-        self.down = False
-
-    def send(self, task: SpilledTask) -> None:
-        if self.down:
-            raise BrokerUnavailable("ConnectionRefusedError: nobody listens")
-        self.sent.append(task)
-
-
-class MemoryClaims:
-    def __init__(self) -> None:
-        self.keys: dict[str, str] = {}
-
-    def claim(self, key: str, lease_seconds: float) -> Claim:
-        if key not in self.keys:
-            self.keys[key] = "held"
-            return Claim.CLAIMED
-        return Claim.DONE if self.keys[key] == "done" else Claim.HELD
-
-    def done(self, key: str) -> None:
-        self.keys[key] = "done"
-
-    def release(self, key: str) -> None:
-        if self.keys.get(key) == "held":
-            del self.keys[key]
+from pyramid_deferred.testing import FakeClock, FakeSpiller, MemoryClaims
 
 
 def runner_with_spill(*, budget: float = 10.0, down: dict[str, float] | None = None):

@@ -1,5 +1,5 @@
 """The watchdog names a task far past its cost (once, with its stack), one past the hard limit
-(at ERROR, and asks for a replacement), and at exit every batch still running."""
+(at ERROR, and asks for a replacement), and knows which thread runs each batch."""
 
 from __future__ import annotations
 
@@ -100,12 +100,10 @@ def test_the_gauge_listeners_hear_how_many_tasks_run_past_their_cost(watchdog, c
     assert heard == [0, 1, 0]
 
 
-def test_at_exit_every_batch_still_running_is_named_with_what_it_leaves(watchdog, clock, logs):
+def test_it_knows_which_thread_runs_a_batch_until_the_batch_ends(watchdog, clock):
     blocked = Blocked(watchdog, clock, cost=1.0)
     try:
-        assert watchdog.abandon_all() == ["crm.sync (still running)", "crm.after"]
-        assert watchdog.abandon_all(except_threads=frozenset({blocked.thread})) == []
+        assert watchdog.thread_of(blocked.batch) is blocked.thread
     finally:
         blocked.finish()
-    assert "abandoning 2 deferred task(s): crm.sync (still running), crm.after" in logs.at("ERROR")[0]
-    assert watchdog.abandon_all() == []  # the batch ended: nothing is left
+    assert watchdog.thread_of(blocked.batch) is None
