@@ -1,5 +1,5 @@
 # The two commands a newcomer types: `make serve` and `make test`. Both set everything up first.
-# `make bench` (benchmarks, ~9 minutes) sets up its own extras the same way.
+# `make bench` (benchmarks, ~10 minutes) sets up its own extras the same way.
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python

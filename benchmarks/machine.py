@@ -12,7 +12,7 @@ from typing import Any
 
 PACKAGES = (
     "deferred-task-runner", "pyramid-deferred", "pyramid", "webob", "waitress", "gunicorn",
-    "dependency-injector", "loguru", "flask", "werkzeug", "starlette", "uvicorn", "h11", "anyio",
+    "dependency-injector", "loguru", "flask", "werkzeug", "starlette", "uvicorn", "h11", "anyio", "django",
     "matplotlib",
 )
 

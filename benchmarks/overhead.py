@@ -22,7 +22,7 @@ import pstats
 import statistics
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 from pyramid.config import Configurator
@@ -40,6 +40,7 @@ from webob import Request
 
 from benchmarks import logsetup
 from benchmarks.apps.pyramid_app import make_app, make_bare_app, none_view, production_settings
+from benchmarks.inprocess import call
 
 TASK_COUNTS = (1, 10, 100, 10_000)
 DECLARED_COST = 1.0
@@ -139,22 +140,6 @@ def _short(filename: str) -> str:
     return filename.rsplit("/", 1)[-1]
 
 
-def _call(app: Callable[..., Iterable[bytes]], environ: dict[str, Any]) -> None:
-    def start_response(
-        status: str, headers: list[tuple[str, str]], exc_info: object = None
-    ) -> Callable[[bytes], None]:
-        return lambda data: None
-
-    body = app(dict(environ), start_response)
-    try:
-        for _ in body:
-            pass
-    finally:
-        close = getattr(body, "close", None)
-        if close is not None:
-            close()
-
-
 ONE_TASK_PATH = "/bench/one_task"
 
 
@@ -235,12 +220,12 @@ def hook_cost(*, samples: int, requests: int) -> dict[str, Any]:
         timings: dict[str, list[float]] = {name: [] for name in cases}
         for app, environ in cases.values():
             for _ in range(requests // 5):
-                _call(app, environ)
+                call(app, environ)
         for _ in range(samples):
             for name, (app, environ) in cases.items():
                 started = time.perf_counter_ns()
                 for _ in range(requests):
-                    _call(app, environ)
+                    call(app, environ)
                 timings[name].append((time.perf_counter_ns() - started) / requests / 1000)
         hook = get_hook(apps["include"].registry)
         hook.new_runner()

@@ -15,6 +15,9 @@ TASK_TARGET_NS = 2000.0
 HOOK_TARGETS = {"include_ratio": 1.2, "one_task_ratio": 1.5}
 """Issue 13: a request through the add-on vs the bare app, deferring nothing / one no-op task."""
 LEARNED_TARGET_OF_ORACLE = 0.95
+PEER_TARGETS = {"none_ratio": 1.10, "one_task_ratio": 1.5, "per_task_100_us": 1.5}
+"""Issue 20, in process against a bare Pyramid app: a request deferring nothing, one no-op task
+(ratios), and the cost per task at 100 tasks in one request (µs)."""
 POLICIES = ("declared", "learned", "learned_seeded", "oracle")
 DEFERRING = ("runner", "naive", "call_on_close", "background")
 APP_LABELS = {"pyramid": "Pyramid", "flask": "Flask", "starlette": "Starlette"}
@@ -553,6 +556,88 @@ def learned_paragraphs(section: dict[str, Any], today: dict[str, Any]) -> list[s
     return lines
 
 
+def _peer_rows(section: dict[str, Any]) -> dict[tuple[str, int], dict[str, Any]]:
+    return {(row["mechanism"], row["tasks"]): row for row in section["rows"]}
+
+
+def peer_verdicts(section: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """Issue 20's targets for the add-on: (what, figure, verdict)."""
+    rows = _peer_rows(section)
+    none, one = rows[("pyramid_deferred", 0)], rows[("pyramid_deferred", 1)]
+    per_100 = section["per_task_us"]["pyramid_deferred"]["100"]
+    return [
+        (f"a request deferring nothing ≤ {PEER_TARGETS['none_ratio']:.2f}× a bare Pyramid request",
+         f"{none['ratio']:.2f}×", against(none["ratio"], PEER_TARGETS["none_ratio"])),
+        (f"one no-op task ≤ {PEER_TARGETS['one_task_ratio']:g}×", f"{one['ratio']:.2f}×",
+         against(one["ratio"], PEER_TARGETS["one_task_ratio"])),
+        (f"per task at 100 tasks ≤ {PEER_TARGETS['per_task_100_us']:g} µs", f"{per_100:.2f} µs",
+         against(per_100, PEER_TARGETS["per_task_100_us"], " µs")),
+    ]
+
+
+def peers_section(section: dict[str, Any]) -> list[str]:
+    """Issue 20: every framework's post-response mechanism against its bare request, one harness."""
+    labels, counts = section["labels"], section["task_counts"]
+    lines = [
+        "## 8. The peers in process: each framework's post-response mechanism against its bare request",
+        "",
+        "One harness for every mechanism, in one run: each app answers one route in process (no socket); "
+        "a WSGI app is called with an environ, its body iterated and closed, Starlette is awaited as ASGI "
+        "with a hand-written `receive` and `send`. Bare: Pyramid (a `Configurator` with one route and its "
+        "view, no add-on), Flask, Starlette, Django (`settings.configure`, one URL, `WSGIHandler`, no "
+        "middleware). With: `pyramid_deferred` included at its default settings (request id, watchdog, "
+        "reports, observers), Pyramid's `request.add_finished_callback`, Flask's `response.call_on_close`, "
+        "Starlette's `BackgroundTasks` (a sync task runs in its threadpool, an async one is awaited), "
+        "no-op receivers on Django's `request_finished` (connected only while that case is timed). Each "
+        "case is checked once first: 200, the same body, its tasks run before the call returned. "
+        f"{section['rounds']} interleaved rounds (every framework's cases one after the other, in an "
+        f"order that rotates each round), each case's sample ~{section['sample_seconds'] * 1000:.0f} ms "
+        "of back-to-back requests; medians. Added = with − bare; per task = (with *n* tasks − bare) / *n*. "
+        "Console logging at WARNING.",
+        "",
+    ]
+    lines += _table(
+        ["mechanism", "bare µs", "with µs", "ratio", "added µs"],
+        [
+            [
+                "pyramid_deferred, a request deferring nothing" if row["tasks"] == 0
+                else f"{labels[row['mechanism']]}, one no-op task",
+                f"{row['bare_us']:.1f}",
+                f"{row['with_us']:.1f}",
+                f"{row['ratio']:.2f}×",
+                f"{row['added_us']:+.2f}",
+            ]
+            for row in section["rows"]
+        ],
+    )
+    lines += ["", "Per task (µs), by tasks handed over in one request:", ""]
+    lines += _table(
+        ["mechanism", *(f"{count:,} task{'s' if count > 1 else ''}" for count in counts)],
+        [
+            [label, *(f"{section['per_task_us'][key][str(count)]:.2f}" for count in counts)]
+            for key, label in labels.items()
+        ],
+    )
+    lines += ["", "Issue 20's targets for the add-on (in process, against the bare Pyramid request):", ""]
+    lines += _table(["target", "measured", "verdict"], peer_verdicts(section))
+    lines += ["", f"Wall time of this section: {section['wall_seconds']:.0f} s."]
+    return lines
+
+
+def peers_finding(section: dict[str, Any]) -> str:
+    rows = _peer_rows(section)
+    peers = "; ".join(
+        f"{section['labels'][key]} {row['ratio']:.2f}× ({row['added_us']:+.1f} µs)"
+        for (key, tasks), row in rows.items()
+        if tasks == 1 and key != "pyramid_deferred"
+    )
+    verdicts = "; ".join(f"{what}: {figure}, {verdict}" for what, figure, verdict in peer_verdicts(section))
+    return (
+        f"- **Against the peers** (in process, one harness, one no-op task vs each framework's bare "
+        f"request): {peers}. The add-on: {verdicts}."
+    )
+
+
 def spill_section(section: dict[str, Any]) -> list[str]:
     """Issue 11: what handing a durable task to Celery costs, and that the client does not pay it."""
     spill, client, after = section["spill_us"], section["client_latency_us"], section["after_response_us"]
@@ -696,6 +781,8 @@ def findings_section(results: dict[str, Any]) -> list[str]:
         )
         if "concurrency" in load:
             lines.append(concurrency_finding(load["concurrency"]))
+    if "rows" in results.get("peers", {}):
+        lines.append(peers_finding(results["peers"]))
     if "trials" in results.get("budget", {}):
         b = results["budget"]
         lines.append(
@@ -790,7 +877,7 @@ def write(results: dict[str, Any], *, raw_path: Path, summary_path: Path, chart_
         "",
         *machine_section(results),
         "",
-        f"![latency, per-task overhead and isolation]({rel_chart})",
+        f"![latency, per-task overhead, isolation and concurrent tasks]({rel_chart})",
         "",
     ]
     renderers = {
@@ -800,8 +887,9 @@ def write(results: dict[str, Any], *, raw_path: Path, summary_path: Path, chart_
         "budget": budget_section,
         "observability": observability_section,
         "spill": spill_section,
+        "peers": peers_section,
     }
-    for name in ("latency", "overhead", "load", "budget", "observability", "spill"):
+    for name in ("latency", "overhead", "load", "budget", "observability", "spill", "peers"):
         section = results.get(name)
         if section is None:
             continue
@@ -823,7 +911,8 @@ def chart(results: dict[str, Any], path: Path) -> None:
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
-    figure, axes = plt.subplots(1, 3, figsize=(16, 4.8), gridspec_kw={"width_ratios": [1.3, 1, 1.1]})
+    figure, grid = plt.subplots(2, 2, figsize=(16, 9.6))
+    axes = list(grid.flat)
     latency_rows = _latency_rows(results["latency"]) if "series" in results.get("latency", {}) else []
     ax = axes[0]
     groups = sorted(
@@ -915,7 +1004,53 @@ def chart(results: dict[str, Any], path: Path) -> None:
         fontsize=7,
     )
 
+    concurrency_chart(axes[3], results.get("load", {}).get("concurrency"))
+
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path, dpi=100)
     plt.close(figure)
+
+
+LANE_COLOURS = {"sequential": "#2ca02c", "concurrent": "#17becf"}
+
+
+def concurrency_chart(ax: Any, lane: dict[str, Any] | None) -> None:
+    """Issue 13's lane: batch time (response to the work's end), sequential vs ``concurrent=True``,
+    idle and under load on each server; served/s written over the loaded bars."""
+    from matplotlib.patches import Patch
+
+    ax.set_title("4. Concurrent tasks: how long a request's batch holds its thread")
+    if not lane or "rows" not in lane:
+        ax.text(0.5, 0.5, "no concurrency lane in these results", ha="center", va="center",
+                transform=ax.transAxes)
+        return
+    rows = {(row["server"], row["clients"], row["mode"]): row for row in lane["rows"]}
+    groups = list(dict.fromkeys((row["server"], row["clients"]) for row in lane["rows"]))
+    width = 0.38
+    for position, (server, clients) in enumerate(groups):
+        for offset, mode in enumerate(LANE_COLOURS):
+            row = rows.get((server, clients, mode))
+            if row is None or not row["batch_ms"].get("n"):
+                continue
+            x = position + (offset - 0.5) * width
+            batch = row["batch_ms"]
+            ax.bar(x, batch["p50"], width * 0.9, color=LANE_COLOURS[mode])
+            ax.plot([x - width * 0.4, x + width * 0.4], [batch["p99"]] * 2, color="black", linewidth=1.2)
+            served = row.get("served_per_second")
+            if served is not None:
+                ax.annotate(f"{served:.1f}/s", (x, batch["p99"]), textcoords="offset points", xytext=(0, 3),
+                            ha="center", fontsize=7)
+    ax.set_xticks(range(len(groups)))
+    ax.set_xticklabels(
+        [f"{server.replace('gunicorn-', '')}\n{'idle' if clients == 1 else f'{clients} cl.'}"
+         for server, clients in groups],
+        fontsize=7,
+    )
+    ax.set_ylabel("ms from the response to its work's end (bar p50, line p99)")
+    highest = max((row["batch_ms"].get("p99", 0.0) for row in lane["rows"]), default=0.0)
+    ax.set_ylim(0, highest * 1.25 or 1.0)  # room for the legend above the bars
+    work = f"{lane['tasks']} × {lane['task_seconds'] * 1000:.0f} ms"
+    ax.legend([Patch(color=colour) for colour in LANE_COLOURS.values()],
+              [f"{work} one after the other", f"{work}, concurrent=True (served/s above)"], fontsize=7,
+              loc="upper center", ncol=2)

@@ -1,6 +1,6 @@
-"""``make bench``: every benchmark of issue 6 in one bounded run, then the report.
+"""``make bench``: every benchmark of issues 6, 13 and 20 in one bounded run, then the report.
 
-``python -m benchmarks`` (full: ~9 minutes on 2 cores) or ``python -m benchmarks --quick``
+``python -m benchmarks`` (full: ~10 minutes on 2 cores) or ``python -m benchmarks --quick``
 (small counts, ~2 minutes, written under ``benchmarks/results/quick/`` so the committed
 results stay untouched). ``--report-only`` re-renders ``BENCHMARKS.md`` and the chart from
 the saved JSON.
@@ -19,16 +19,17 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from benchmarks import budget, latency, load, machine, observability, overhead, report, spill
+from benchmarks import budget, latency, load, machine, observability, overhead, peers, report, spill
 from benchmarks.servers import ROOT
 
 RESULTS = ROOT / "benchmarks" / "results"
-SECTIONS = ("overhead", "budget", "latency", "load", "observability", "spill")
+SECTIONS = ("overhead", "peers", "budget", "latency", "load", "observability", "spill")
 
 PROFILES: dict[str, dict[str, Any]] = {
     "full": {
         "latency": {"requests": 200, "warmup": 3, "time_limit": 420.0},
         "overhead": {"samples": 9, "tasks_per_sample": 20_000, "hook_requests": 2_000},
+        "peers": {"rounds": 21, "sample_seconds": 0.06, "time_limit": 90.0},
         "budget": {"trials": 15, "learned_requests": 2_000},
         "load": {
             "work_requests": 40, "plain_requests": 20_000, "plain_seconds": 5.0, "lane_idle_requests": 10,
@@ -39,6 +40,7 @@ PROFILES: dict[str, dict[str, Any]] = {
     "quick": {
         "latency": {"requests": 15, "warmup": 2, "time_limit": 60.0},
         "overhead": {"samples": 3, "tasks_per_sample": 5_000, "hook_requests": 300},
+        "peers": {"rounds": 7, "sample_seconds": 0.01, "time_limit": 15.0},
         "budget": {"trials": 3, "learned_requests": 300},
         "load": {
             "work_requests": 12, "plain_requests": 3_000, "plain_seconds": 2.0, "lane_idle_requests": 3,
@@ -75,6 +77,7 @@ def run(*, quick: bool, only: tuple[str, ...], note: str | None) -> tuple[dict[s
     }
     jobs: dict[str, Callable[[], dict[str, Any]]] = {
         "overhead": lambda: overhead.measure(**profile["overhead"]),
+        "peers": lambda: peers.measure(**profile["peers"]),
         "budget": lambda: budget.measure(**profile["budget"]),
         "latency": lambda: latency.measure(**profile["latency"], log_dir=log_dir),
         "load": lambda: load.measure(**profile["load"], log_dir=log_dir),

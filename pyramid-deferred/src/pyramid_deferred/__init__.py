@@ -20,6 +20,9 @@ from pyramid_deferred.values import ConfigError
 if TYPE_CHECKING:
     from pyramid.config import Configurator
 
+__version__ = "0.1.0"
+"""The package's one version: setuptools reads it when it builds (``pyproject.toml``)."""
+
 PRIORITY_CRITICAL = DeferredTaskRunner.PRIORITY_CRITICAL
 PRIORITY_NORMAL = DeferredTaskRunner.PRIORITY_NORMAL
 PRIORITY_LOW = DeferredTaskRunner.PRIORITY_LOW
@@ -38,6 +41,7 @@ __all__ = [
     "Outcome",
     "RunReport",
     "TaskResult",
+    "__version__",
     "current_runner",
     "deferred_scope",
     "includeme",

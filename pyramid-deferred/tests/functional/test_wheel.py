@@ -1,21 +1,36 @@
-"""The add-on as a stranger installs it: its wheel, in a fresh virtualenv with only a server,
-under a Pyramid app of a few lines (no container, no code of the example app), served by
-waitress and by gunicorn on 127.0.0.1. The client has the whole body before a 1 s task is done,
-and the task runs once per request."""
+"""The add-on as a stranger installs it, and as PyPI would take it.
+
+- Its sdist and the wheel built from it (``python -m build`` of a clean copy) pass ``twine check
+  --strict`` and carry the LICENSE, the CHANGELOG and ``py.typed``; the version in their metadata
+  is ``pyramid_deferred.__version__``.
+- Its wheel, in a fresh virtualenv with only a server, under a Pyramid app of a few lines (no
+  container, no code of the example app), served by waitress and by gunicorn on 127.0.0.1: the
+  client has the whole body before a 1 s task is done, and the task runs once per request.
+- Its sdist, installed in another fresh virtualenv (pip builds it from source): it imports, says
+  its version, ships ``py.typed``, and the same app called in process runs its task once, after
+  the body.
+"""
 
 from __future__ import annotations
 
+import email.parser
 import http.client
+import json
+import shutil
 import socket
 import subprocess
 import sys
+import tarfile
 import time
 import venv
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
+
+import pyramid_deferred
 
 LIBRARY = Path(__file__).resolve().parents[2]
 TASK_SECONDS = 1.0
@@ -42,24 +57,59 @@ app = config.make_wsgi_app()
 '''
 
 
+class Dist(NamedTuple):
+    wheel: Path
+    sdist: Path
+
+
+BUILD_LEFTOVERS = shutil.ignore_patterns("*.egg-info", "build", "dist", "__pycache__", ".*_cache")
+"""Left in a working tree by editable installs and earlier builds: setuptools would put the files an
+old ``SOURCES.txt`` lists into the sdist, so a file missing from the manifest would go unseen."""
+
+
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def dist(tmp_path_factory: pytest.TempPathFactory) -> Dist:
+    """``python -m build`` of a clean copy of the add-on: the sdist, then the wheel built from it."""
+    source = tmp_path_factory.mktemp("source") / "pyramid-deferred"
+    shutil.copytree(LIBRARY, source, ignore=BUILD_LEFTOVERS)
     out = tmp_path_factory.mktemp("dist")
-    command = [sys.executable, "-m", "build", "--wheel", "--sdist", "--outdir", str(out), str(LIBRARY)]
-    subprocess.run(command, check=True, capture_output=True, timeout=300)
-    [built] = out.glob("pyramid_deferred-*.whl")
-    assert list(out.glob("pyramid_deferred-*.tar.gz")), "the sdist was not built"
-    return built
+    subprocess.run([sys.executable, "-m", "build", "--outdir", str(out), str(source)],
+                   check=True, capture_output=True, timeout=300)
+    [wheel] = out.glob("pyramid_deferred-*.whl")
+    [sdist] = out.glob("pyramid_deferred-*.tar.gz")
+    return Dist(wheel, sdist)
+
+
+@pytest.fixture(scope="module")
+def wheel(dist: Dist) -> Path:
+    return dist.wheel
+
+
+def new_venv(root: Path, *requirements: str) -> Path:
+    """A virtualenv at ``root`` with only ``requirements`` (and their dependencies) installed."""
+    venv.create(root, with_pip=True)
+    python = root / "bin" / "python"
+    subprocess.run([str(python), "-m", "pip", "install", "--quiet", *requirements],
+                   check=True, capture_output=True, timeout=600)
+    return root
 
 
 @pytest.fixture(scope="module")
 def fresh_venv(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("venv")
-    venv.create(root, with_pip=True)
-    python = root / "bin" / "python"
-    subprocess.run([str(python), "-m", "pip", "install", "--quiet", str(wheel), "waitress", "gunicorn"],
-                   check=True, capture_output=True, timeout=600)
-    return root
+    return new_venv(tmp_path_factory.mktemp("venv"), str(wheel), "waitress", "gunicorn")
+
+
+def test_the_sdist_and_the_wheel_pass_twine_check(dist):
+    command = [sys.executable, "-m", "twine", "check", "--strict", str(dist.sdist), str(dist.wheel)]
+    out = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout.count("PASSED") == 2
+
+
+def test_the_sdist_carries_the_license_the_changelog_and_py_typed(dist):
+    with tarfile.open(dist.sdist) as archive:
+        names = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
+    assert {"LICENSE", "CHANGELOG.md", "README.md", "src/pyramid_deferred/py.typed"} <= names
 
 
 def test_the_wheel_holds_only_the_pyramid_deferred_package(wheel):
@@ -68,6 +118,56 @@ def test_the_wheel_holds_only_the_pyramid_deferred_package(wheel):
     [metadata] = top_level - {"pyramid_deferred"}
     assert metadata.startswith("pyramid_deferred-") and metadata.endswith(".dist-info")
     assert "pyramid_deferred/py.typed" in names
+    assert f"{metadata}/licenses/LICENSE" in names
+
+
+def test_the_published_version_is_the_package_version_and_the_license_is_mit(wheel):
+    with zipfile.ZipFile(wheel) as archive:
+        [name] = [n for n in archive.namelist() if n.endswith(".dist-info/METADATA")]
+        metadata = email.parser.Parser().parsestr(archive.read(name).decode())
+    assert metadata["Version"] == pyramid_deferred.__version__
+    assert metadata["License-Expression"] == "MIT"
+    assert "Typing :: Typed" in metadata.get_all("Classifier", [])
+
+
+SDIST_PROBE = """
+import importlib.metadata, importlib.resources, json, os, time
+from webob import Request
+import pyramid_deferred
+from minimal_app import app
+
+statuses = []
+body = app(Request.blank("/").environ, lambda status, headers, exc_info=None: statuses.append(status))
+content = b"".join(body)
+body_at = time.time()
+body.close()
+deadline = time.monotonic() + 5
+while time.monotonic() < deadline and not os.path.exists(os.environ["MARK_FILE"]):
+    time.sleep(0.01)
+with open(os.environ["MARK_FILE"]) as marks:
+    done_at = [float(line) for line in marks]
+print(json.dumps({
+    "version": pyramid_deferred.__version__,
+    "installed": importlib.metadata.version("pyramid-deferred"),
+    "typed": importlib.resources.files("pyramid_deferred").joinpath("py.typed").is_file(),
+    "status": statuses, "body": content.decode(), "body_at": body_at, "done_at": done_at,
+}))
+"""
+
+
+def test_the_sdist_installs_in_a_fresh_virtualenv_and_its_app_runs_the_task_after_the_body(dist, tmp_path):
+    root = new_venv(tmp_path / "venv", str(dist.sdist))
+    (tmp_path / "minimal_app.py").write_text(MINIMAL_APP.format(seconds=0))
+    marks = tmp_path / "marks"
+    out = subprocess.run([str(root / "bin" / "python"), "-c", SDIST_PROBE], cwd=tmp_path,
+                         env={"MARK_FILE": str(marks)}, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    seen = json.loads(out.stdout)
+    assert seen["version"] == seen["installed"] == pyramid_deferred.__version__
+    assert seen["typed"]
+    assert seen["status"] == ["200 OK"] and seen["body"] == "hello from a plain Pyramid app"
+    [done_at] = seen["done_at"]  # the task ran, once
+    assert done_at >= seen["body_at"]  # after the body was complete
 
 
 def test_the_fresh_virtualenv_has_none_of_the_example_app(fresh_venv):
