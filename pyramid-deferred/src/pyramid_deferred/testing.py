@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from pyramid_deferred.core.durable import ServiceDown, durable_function
 from pyramid_deferred.core.report import RunReport
 from pyramid_deferred.core.runner import DeferredTaskRunner
 from pyramid_deferred.core.task import DeferredTask
@@ -262,18 +263,19 @@ DURABLE_CALLS: list[tuple[object, ...]] = []
 """What :func:`record_durable` was called with, in this process (durable tasks in tests)."""
 
 
+@durable_function
 def record_durable(*args: object, **kwargs: object) -> None:
-    """A durable task's function for tests: importable by path, records its arguments."""
+    """A durable task's function for tests: declared durable, records its arguments."""
     DURABLE_CALLS.append((*args, *sorted(kwargs.items())))
 
 
+@durable_function
 def fail_durable(*args: object) -> None:
     """A durable task's function for tests that always raises."""
     raise RuntimeError("durable task failed on purpose")
 
 
+@durable_function
 def service_down_durable(service: str, retry_after: float) -> None:
     """A durable task's function for tests whose service is down."""
-    from pyramid_deferred.core.durable import ServiceDown
-
     raise ServiceDown(service, retry_after)

@@ -1,8 +1,11 @@
-"""Durable tasks without a broker: durable() refuses what cannot travel, at the call; the runner
-spills (through a fake spiller and an in-memory key store) instead of skipping or failing; the
-ledger balances for any mix of tasks and outcomes (a property test)."""
+"""Durable tasks without a broker: durable() refuses what cannot travel (or was not declared with
+@durable_function), at the call; the runner spills (through a fake spiller and an in-memory key
+store) instead of skipping or failing; the ledger balances for any mix of tasks and outcomes (a
+property test); log lines name a spilled task without its arguments or a traceback's locals."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import pytest
 from hypothesis import given, settings
@@ -13,7 +16,9 @@ from pyramid_deferred.core import DeferredTaskRunner, Outcome
 from pyramid_deferred.durable import (
     BrokerUnavailable,
     Claim,
+    MessageCodec,
     NotDurableError,
+    SealedMessage,
     SpilledTask,
     SpillOver,
     decode_payload,
@@ -21,18 +26,24 @@ from pyramid_deferred.durable import (
 )
 from pyramid_deferred.testing import FakeClock
 
+CODEC = MessageCodec(["a-test-signing-key-of-43-characters-XJ3kq9Zt"])
+
 
 class FakeSpiller:
+    """Takes sealed messages; ``sent`` is what they carry (opened with the codec), with the countdown."""
+
     engine = "FakeEngine"
 
     def __init__(self) -> None:
+        self.messages: list[SealedMessage] = []
         self.sent: list[SpilledTask] = []
         self.down = False
 
-    def send(self, task: SpilledTask) -> None:
+    def send(self, message: SealedMessage, *, countdown: float = 0.0) -> None:
         if self.down:
             raise BrokerUnavailable("ConnectionRefusedError: nobody listens")
-        self.sent.append(task)
+        self.messages.append(message)
+        self.sent.append(dataclasses.replace(CODEC.open(message), countdown=countdown))
 
 
 class MemoryClaims:
@@ -56,7 +67,7 @@ class MemoryClaims:
 def runner_with_spill(*, budget: float = 10.0, down: dict[str, float] | None = None):
     clock = FakeClock()
     spiller, claims = FakeSpiller(), MemoryClaims()
-    spill_over = SpillOver(spiller, claims, service_check=(down or {}).get, clock=clock)
+    spill_over = SpillOver(spiller, claims, codec=CODEC, service_check=(down or {}).get, clock=clock)
     runner = DeferredTaskRunner(budget_seconds=budget, clock=clock)
     runner.durable = spill_over.for_request("req-1")
     return runner, spiller, claims, clock
@@ -69,7 +80,7 @@ def test_durable_refuses_a_lambda_a_closure_and_a_bound_method_naming_the_proble
         durable(lambda: None)
     with pytest.raises(NotDurableError, match="lambda or a closure"):
         durable(closure)
-    with pytest.raises(NotDurableError, match="not what that path imports"):
+    with pytest.raises(NotDurableError, match="is not declared durable: decorate it with @durable_function"):
         durable(FakeSpiller().send, 1)
 
 
@@ -154,8 +165,10 @@ def test_broker_down_the_task_keeps_its_usual_outcome_and_is_logged_for_replay()
     runner.defer(durable(fx.record_durable, "o-10"), max_cost_seconds=5, name="manago.purchase")
     report = runner.run()
     assert report.skipped == ("meta.purchase", "manago.purchase") and report.balanced
-    assert len(errors) == 2 and all("LOST unless replayed: key=req-1:" in e for e in errors)
-    assert '"o-9"' in errors[0] and "not retried for a few seconds" in errors[1]  # no second wait
+    assert len(errors) == 2 and all("it is LOST: key=req-1:" in e for e in errors)
+    assert "function=pyramid_deferred.testing:record_durable reason=skipped" in errors[0]
+    assert "o-9" not in errors[0] and "o-10" not in errors[1]  # the arguments are never logged
+    assert "not retried for a few seconds" in errors[1]  # no second wait
 
 
 class _Recorder:
@@ -211,7 +224,8 @@ def test_a_batch_still_queued_at_shutdown_spills_its_durable_tasks_and_names_the
     runner = DeferredTaskRunner()
     runner.defer(lambda: None, max_cost_seconds=1, name="plain.flush")
     runner.defer(durable(fx.record_durable, 5), max_cost_seconds=1, name="meta.purchase")
-    batch = RequestBatch(runner, request_id="req-stop", spill_over=SpillOver(spiller, MemoryClaims()),
+    spill_over = SpillOver(spiller, MemoryClaims(), codec=CODEC)
+    batch = RequestBatch(runner, request_id="req-stop", spill_over=spill_over,
                          observers=(lambda batch, report: reports.append(report),))
     assert batch.abandon() == ["plain.flush"]
     sent = [(t.name, t.reason, t.request_id) for t in spiller.sent]
