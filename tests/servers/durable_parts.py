@@ -7,6 +7,7 @@ by pid at its end.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -20,10 +21,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from celery import Celery
 from dependency_injector import providers
 from loguru import logger
+from pyramid_deferred.celery import TASK_NAME
+from pyramid_deferred.durable import MessageCodec
 from pyramid_deferred.hook import get_hook
 from pytest_httpserver import HTTPServer
+from redis import Redis
 from webtest import TestApp
 from werkzeug import Request as WerkzeugRequest
 from werkzeug import Response as WerkzeugResponse
@@ -202,3 +207,73 @@ def messages(records: list[dict[str, Any]], level: str) -> list[str]:
 def worker_lines(worker: Worker, *needles: str) -> list[str]:
     """The worker's output lines holding every one of ``needles``."""
     return [line for line in worker.log().splitlines() if all(needle in line for needle in needles)]
+
+
+def publish(broker_url: str, message: object, *, task_id: str, queue: str = "celery") -> None:
+    """Write ``message`` into the broker as the one argument of ``pyramid_deferred.run_durable``, in
+    kombu's Redis format, as any Celery app would: one with no key of ours (a forger's)."""
+    forger = Celery("forger", broker=broker_url, set_as_current=False)
+    forger.conf.update(task_serializer="json", broker_connection_retry_on_startup=False)
+    try:
+        forger.send_task(TASK_NAME, args=[message], task_id=task_id, queue=queue)
+    finally:
+        forger.close()
+
+
+def codec() -> MessageCodec:
+    """The codec of the keys the web processes and the workers share."""
+    return MessageCodec([SIGNING_KEY], [ENCRYPTION_KEY])
+
+
+def every_value(client: Redis) -> Iterator[tuple[bytes, bytes]]:
+    """Every key of every type with each value it holds, and what kombu's envelopes wrap: the JSON
+    message whose ``body`` is base64, and what that body holds (decoded again, as deep as it goes)."""
+    for key in client.scan_iter(count=1000):
+        kind = client.type(key).decode()
+        if kind == "string":
+            values = [client.get(key)]
+        elif kind == "list":
+            values = client.lrange(key, 0, -1)
+        elif kind == "hash":
+            values = [*client.hkeys(key), *client.hvals(key)]
+        elif kind == "set":
+            values = list(client.smembers(key))
+        elif kind == "zset":
+            values = [member for member, _ in client.zrange(key, 0, -1, withscores=True)]
+        elif kind == "none":  # expired between the scan and the read
+            continue
+        else:
+            raise AssertionError(f"Redis key {key!r} has a type this scan does not read: {kind}")
+        for value in [key, *values]:
+            if value is not None:
+                yield key, value
+                for inner in _wrapped(value):
+                    yield key, inner
+
+
+def _wrapped(value: bytes, depth: int = 0) -> Iterator[bytes]:
+    try:
+        data = json.loads(value)
+    except (ValueError, UnicodeDecodeError):
+        return
+    for text in _strings(data):
+        yield text.encode()
+        try:
+            raw = base64.b64decode(text, validate=True)
+        except ValueError:
+            continue
+        if raw and depth < 4:
+            yield raw
+            yield from _wrapped(raw, depth + 1)
+
+
+def _strings(data: object) -> Iterator[str]:
+    if isinstance(data, str):
+        yield data
+    elif isinstance(data, list):
+        for item in data:
+            yield from _strings(item)
+    elif isinstance(data, dict):
+        for name, item in data.items():
+            yield name
+            yield from _strings(item)

@@ -6,10 +6,12 @@ property test); log lines name a spilled task without its arguments or a traceba
 from __future__ import annotations
 
 import dataclasses
+import io
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from loguru import logger
 
 from pyramid_deferred import testing as fx
 from pyramid_deferred.core import DeferredTaskRunner, Outcome
@@ -23,6 +25,7 @@ from pyramid_deferred.durable import (
     SpillOver,
     decode_payload,
     durable,
+    durable_function,
 )
 from pyramid_deferred.testing import FakeClock
 
@@ -233,3 +236,28 @@ def test_a_batch_still_queued_at_shutdown_spills_its_durable_tasks_and_names_the
     [report] = reports
     assert report.spilled == ("meta.purchase",) and report.discarded == ("plain.flush",) and report.balanced
     assert batch.run_once() is None  # decided: it never runs after being abandoned
+
+
+@durable_function
+def send_to(email: str) -> None:
+    """A durable function whose failure would show its argument in loguru's diagnose output."""
+    raise RuntimeError("the mail service refused the address") if email else ValueError("no address")
+
+
+def test_a_failed_durable_task_spills_with_a_traceback_but_never_its_arguments_or_locals():
+    """loguru's default sink settings (``diagnose=True``) print the value of every variable on a
+    traceback's lines: the spill's WARNING must not hand them the frames."""
+    output = io.StringIO()
+    sink = logger.add(output, level="DEBUG", diagnose=True, backtrace=True, colorize=False)
+    try:
+        runner, spiller, _, _ = runner_with_spill()
+        runner.defer(durable(send_to, "ewa.nowak@example.com"), max_cost_seconds=1, name="mail.welcome")
+        assert runner.run().spilled == ("mail.welcome",)
+    finally:
+        logger.remove(sink)
+    text = output.getvalue()
+    assert "Spilled deferred task mail.welcome to FakeEngine (failed" in text
+    assert "test_durable:send_to" in text  # the function, by name
+    assert "Traceback (most recent call last)" in text and "RuntimeError: the mail service refused" in text
+    assert "ewa.nowak" not in text
+    assert spiller.sent[0].payload == '[["ewa.nowak@example.com"],{}]'  # it travelled, sealed
