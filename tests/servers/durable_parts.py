@@ -48,8 +48,8 @@ CELERY = WORKTREE / ".venv" / "bin" / "celery"
 WORKER_APP = "tests.servers.durable_worker"
 """The shop's worker app (app/worker.py), which also declares the probe app's durable function."""
 
-SIGNING_KEY = "durable-test-signing-key-Qm7T2vXc9LpR4sWz8YbN"
-ENCRYPTION_KEY = "aEZSHw4MrtJATcLi3xvjVO1xwIQgKbAV6NhG7lb-yG4="
+SIGNING_KEY = credentials.DURABLE_SIGNING_KEY
+ENCRYPTION_KEY = credentials.DURABLE_ENCRYPTION_KEY
 KEYS_ENV = {"APP_DEFERRED_TASK_SIGNING_KEY": SIGNING_KEY, "APP_DEFERRED_TASK_ENCRYPTION_KEY": ENCRYPTION_KEY}
 """What the web processes and the workers share (docs/durable.md: deployment)."""
 KEYS_INI = {"deferred_task.signing_key": SIGNING_KEY, "deferred_task.encryption_key": ENCRYPTION_KEY}

@@ -178,7 +178,7 @@ class DeferredTaskSettings:
         key="deferred_task.broker_timeout_seconds", env="APP_DEFERRED_TASK_BROKER_TIMEOUT_SECONDS",
         parse=seconds_parser(minimum=0.01, maximum=30), default=1.0,
         doc="Longest a spill (or an idempotency-key check) waits on the broker; after a failure, "
-        "spills fail at once for 5 s, each logged at ERROR with what is needed to replay it.",
+        "spills fail at once for 5 s, each named at ERROR (key, name, function, never its arguments).",
     )
     spill_max_retries: int = setting(
         key="deferred_task.spill_max_retries", env="APP_DEFERRED_TASK_SPILL_MAX_RETRIES",
