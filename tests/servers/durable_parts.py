@@ -229,26 +229,32 @@ def every_value(client: Redis) -> Iterator[tuple[bytes, bytes]]:
     """Every key of every type with each value it holds, and what kombu's envelopes wrap: the JSON
     message whose ``body`` is base64, and what that body holds (decoded again, as deep as it goes)."""
     for key in client.scan_iter(count=1000):
-        kind = client.type(key).decode()
+        kind = as_bytes(client.type(key)).decode()
+        values: list[Any]
         if kind == "string":
             values = [client.get(key)]
         elif kind == "list":
-            values = client.lrange(key, 0, -1)
+            values = list(client.lrange(key, 0, -1))
         elif kind == "hash":
             values = [*client.hkeys(key), *client.hvals(key)]
         elif kind == "set":
             values = list(client.smembers(key))
         elif kind == "zset":
-            values = [member for member, _ in client.zrange(key, 0, -1, withscores=True)]
+            values = [pair[0] for pair in client.zrange(key, 0, -1, withscores=True)]
         elif kind == "none":  # expired between the scan and the read
             continue
         else:
             raise AssertionError(f"Redis key {key!r} has a type this scan does not read: {kind}")
+        name = as_bytes(key)
         for value in [key, *values]:
             if value is not None:
-                yield key, value
-                for inner in _wrapped(value):
-                    yield key, inner
+                yield name, as_bytes(value)
+                for inner in _wrapped(as_bytes(value)):
+                    yield name, inner
+
+
+def as_bytes(value: object) -> bytes:
+    return value if isinstance(value, bytes) else str(value).encode()
 
 
 def _wrapped(value: bytes, depth: int = 0) -> Iterator[bytes]:

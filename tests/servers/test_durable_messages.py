@@ -29,6 +29,7 @@ from tests.servers.durable_parts import (  # noqa: F401  (fixtures)
     ENCRYPTION_KEY,
     SIGNING_KEY,
     Worker,
+    as_bytes,
     broker_url,
     codec,
     publish,
@@ -93,7 +94,7 @@ def assert_acknowledged_once(worker: Worker, redis: Redis, *deliveries: str) -> 
         assert len(worker_lines(worker, f"[{delivery}]", "received")) == 1, worker.log()[-4000:]
         assert not worker_lines(worker, f"[{delivery}]", "retry")
     assert redis.llen("celery") == 0
-    unacked = b"".join(redis.hvals("unacked")) if redis.exists("unacked") else b""
+    unacked = b"".join(as_bytes(value) for value in redis.hvals("unacked"))
     assert not any(delivery.encode() in unacked for delivery in deliveries)
 
 

@@ -106,7 +106,7 @@ def test_a_signed_message_of_another_shape_is_refused_as_malformed():
         message = {**codec.seal(TASK), **change}
         del message[SIGNATURE]
         message[SIGNATURE] = wire._mac(SIGNING.encode(), wire._canonical(message)).decode()
-        with pytest.raises(ForgedMessage, match="version 1|wrong type|payload"):
+        with pytest.raises(ForgedMessage, match=r"version 1|wrong type|payload"):
             codec.open(message)
 
 
