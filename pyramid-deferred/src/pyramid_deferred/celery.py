@@ -25,7 +25,7 @@ import importlib
 import re
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from celery import Celery, Task
 from celery.exceptions import Retry
@@ -233,11 +233,11 @@ class DurableWorker:
             log.error("Refused a {} message (delivery {}): {}: not run, not retried", TASK_NAME,
                       _shown(celery_task.request.id), why)
             return "refused"
-        except UndecryptablePayload as why:
-            self.dead_letter(message, why.task, f"was not run: {why}", attempt)  # type: ignore[arg-type]
+        except UndecryptablePayload as why:  # signed by the app: a JSON object, kept for a replay
+            self.dead_letter(cast("SealedMessage", message), why.task, f"was not run: {why}", attempt)
             return "dead"
         with logger.contextualize(request_id=task.request_id):
-            return self.run(celery_task, message, task, attempt)  # type: ignore[arg-type]
+            return self.run(celery_task, cast("SealedMessage", message), task, attempt)
 
     def run(self, celery_task: Task, message: SealedMessage, task: SpilledTask, attempt: int) -> str:
         claims = self.claims()
