@@ -42,7 +42,8 @@ serve: setup
 	$(VENV)/bin/pserve config/development.ini
 
 # The Celery worker that runs the durable tasks (revenue events) the web workers spilled
-# (docs/durable.md). Needs APP_DEFERRED_TASK_BROKER_URL=redis://... (the web workers' too).
+# (docs/durable.md). Needs APP_DEFERRED_TASK_BROKER_URL=redis://... and APP_DEFERRED_TASK_SIGNING_KEY
+# (and APP_DEFERRED_TASK_ENCRYPTION_KEY): the web workers' own.
 worker: setup
 	$(VENV)/bin/celery -A app.worker worker --pool=solo --concurrency=1 -l info
 

@@ -1,6 +1,7 @@
-"""The shop's revenue events as durable tasks: module-level functions with JSON arguments, so a
-purchase that cannot be sent after the response (budget, failure, service down, shutdown) spills
-to Celery and a worker (app/worker.py) sends it, instead of a lost sale (docs/durable.md).
+"""The shop's revenue events as durable tasks: functions declared with ``@durable_function``,
+with JSON arguments, so a purchase that cannot be sent after the response (budget, failure,
+service down, shutdown) spills to Celery and a worker (app/worker.py, which imports this module:
+the worker runs declared functions only) sends it, instead of a lost sale (docs/durable.md).
 
 Each function finds the services in the process's container: during a request, the app's own
 (``start_request_scope`` sets it, and the deferred run sees the request's context); in a Celery
@@ -8,6 +9,8 @@ worker, the one app/worker.py builds. A delivery that fails (timeout, 5xx) raise
 spills it or Celery retries it; an open circuit raises :class:`ServiceDown` with the breaker's
 reset timeout (both only where a spill-over takes them: ``spill_possible()``); a rejection (our
 payload's fault) does not raise: retrying cannot fix it, and the service already logged it.
+What they raise names the service, never the buyer: the worker logs it, and keeps it with a
+dead letter.
 
 The remote side makes duplicates harmless where the API allows it: Meta drops a second event
 with the same ``event_id`` (the order id), SALESmanago a second event with the same
@@ -20,7 +23,7 @@ from contextvars import ContextVar
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from pyramid_deferred.durable import ServiceDown, spill_possible
+from pyramid_deferred.durable import ServiceDown, durable_function, spill_possible
 
 from app.services import (
     ManagoPurchase,
@@ -109,6 +112,7 @@ def meta_event_from_json(data: dict[str, Any]) -> MetaEvent:
     )
 
 
+@durable_function
 def meta_event(event: dict[str, Any]) -> None:
     """Durable: send one Conversions API event (``meta.purchase``)."""
     deliver("meta", current_container().meta().send_event(meta_event_from_json(event)))
@@ -125,6 +129,7 @@ def manago_purchase_to_json(purchase: ManagoPurchase) -> dict[str, Any]:
     }
 
 
+@durable_function
 def manago_purchase(purchase: dict[str, Any]) -> None:
     """Durable: the buyer's contact upsert and the purchase event (``manago.purchase``)."""
     data = {**purchase, "product_ids": tuple(purchase["product_ids"]),
@@ -142,6 +147,7 @@ def signal_to_json(signal: Signal) -> dict[str, Any]:
     }
 
 
+@durable_function
 def advisable_ai_signal(signal: dict[str, Any]) -> None:
     """Durable: one signal (``advisable_ai.purchase``)."""
     data = {**signal, "type": SignalType(signal["type"]),

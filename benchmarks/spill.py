@@ -7,6 +7,7 @@ The spill happens in ``close()``, after the body: the client's latency must not 
 
 from __future__ import annotations
 
+import secrets
 import statistics
 import tempfile
 import time
@@ -14,19 +15,25 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from cryptography.fernet import Fernet
 from pyramid.config import Configurator
 from pyramid.request import Request
 from pyramid.response import Response
 from pyramid_deferred.celery import build_spill_over
 from pyramid_deferred.core.task import DeferredTask
-from pyramid_deferred.durable import durable
+from pyramid_deferred.durable import durable, durable_function
 from pyramid_deferred.hook import get_hook
 from pyramid_deferred.settings import load_deferred_task_settings
 
 from tests.integration.services.redis_server import running_redis
 from tests.servers.servers import free_port
 
+KEYS = {"deferred_task.signing_key": secrets.token_urlsafe(32),
+        "deferred_task.encryption_key": Fernet.generate_key().decode()}
+"""As the shop deploys it: messages signed, arguments encrypted (both are part of a spill's cost)."""
 
+
+@durable_function
 def noop(order_id: str) -> None:
     """The durable task: never runs here (the budget is 0.000001 s, so it spills)."""
 
@@ -38,7 +45,7 @@ def _view(request: Request) -> Response:
 
 def _app(broker_url: str) -> Any:
     config = Configurator(settings={"deferred_task.budget_seconds": "0.000001",
-                                    "deferred_task.broker_url": broker_url,
+                                    "deferred_task.broker_url": broker_url, **KEYS,
                                     "deferred_task.request_id": "false"})
     config.include("pyramid_deferred")
     config.add_route("buy", "/buy")
@@ -64,7 +71,8 @@ def measure(*, requests: int = 2000, spills: int = 2000) -> dict[str, Any]:
     port = free_port()
     with tempfile.TemporaryDirectory() as workdir, running_redis(port, Path(workdir)):
         url = f"redis://127.0.0.1:{port}/0"
-        spill_over = build_spill_over(load_deferred_task_settings({"deferred_task.broker_url": url}, {}))
+        settings = load_deferred_task_settings({"deferred_task.broker_url": url, **KEYS}, {})
+        spill_over = build_spill_over(settings)
         spill_over.logger = spill_over.logger.bind()  # the records still go to the sinks configured
         run = spill_over.for_request("bench")
         item = DeferredTask(durable(noop, "o-1"), 1.0, 50, "bench.purchase")

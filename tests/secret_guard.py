@@ -34,6 +34,7 @@ from tests.integration.services import credentials
 
 SECRETS: tuple[str, ...] = (
     *credentials.SECRET_VALUES,
+    *credentials.DURABLE_KEYS,
     "hunter2",  # tests/unit: a password in URLs that must be refused without being echoed
     "s3cr3t-value",  # tests/unit/services/test_secret.py
 )

@@ -26,7 +26,7 @@ from app.services.breaker import BreakerSettings, ServiceBreaker
 from app.services.delivery import CHANNEL, Delivery, Outcome, Verdict
 from app.services.env import read_secret, read_text, read_url, require_all_or_none
 from app.services.http_client import HttpTimeouts
-from app.services.secret import Secret
+from app.services.secret import MASK, Secret
 
 SERVICE = "manago"
 DEFAULT_TIMEOUTS = HttpTimeouts(connect=1.0, read=3.0)
@@ -246,9 +246,9 @@ class ManagoService:
         upsert was not (its outcome is returned: skipped, failed or rejected)."""
         upsert, event = self.upsert_payload(purchase), self.payload(purchase)
         credentials = self._credentials
-        if credentials is None:
-            self._delivery.dry_run("upsert", upsert)
-            return self._delivery.dry_run("purchase", event)
+        if credentials is None:  # the log shows the bodies, never the buyer's e-mail
+            self._delivery.dry_run("upsert", {**upsert, "contact": {"email": MASK}})
+            return self._delivery.dry_run("purchase", {**event, "email": MASK})
         outcome = self._post(credentials, "upsert", UPSERT_PATH, upsert)
         if outcome is not Outcome.SENT:
             return outcome

@@ -105,7 +105,14 @@ ENV_ROWS: tuple[EnvRow, ...] = (
     EnvRow("spill-over", ("APP_DEFERRED_TASK_BROKER_TIMEOUT_SECONDS", "APP_DEFERRED_TASK_SPILL_MAX_RETRIES",
                           "APP_DEFERRED_TASK_SPILL_BACKOFF_SECONDS",
                           "APP_DEFERRED_TASK_SPILL_BACKOFF_MAX_SECONDS",
-                          "APP_DEFERRED_TASK_IDEMPOTENCY_TTL_SECONDS"), ALL_REFUSED),
+                          "APP_DEFERRED_TASK_IDEMPOTENCY_TTL_SECONDS",
+                          "APP_DEFERRED_TASK_DEAD_LETTER_TTL_SECONDS"), ALL_REFUSED),
+    EnvRow("spill-over", ("APP_DEFERRED_TASK_SIGNING_KEY",), {**ALL_REFUSED, "empty": AS_UNSET}, secret=True,
+           note="keys of 32+ random characters, comma-separated; too short or too regular: refused; "
+                "empty: none (refused while a broker is set); the value is never echoed"),
+    EnvRow("spill-over", ("APP_DEFERRED_TASK_ENCRYPTION_KEY",), {**ALL_REFUSED, "empty": AS_UNSET},
+           secret=True, note="Fernet keys, comma-separated; empty: arguments not encrypted; the value is "
+                             "never echoed"),
     EnvRow("spill-over", ("APP_INI",), {**ALL_REFUSED}, read_by="app/worker.py",
            note="read by the Celery worker (`make worker`): an existing .ini file"),
     EnvRow("server support", ("WEB_CONCURRENCY",), ALL_REFUSED, read_by="gunicorn.conf.py",

@@ -28,6 +28,7 @@ from urllib.parse import parse_qs
 from pyramid.request import Request
 from pyramid.response import Response
 from pyramid_deferred.core import DeferredTaskRunner
+from pyramid_deferred.durable import durable_function
 
 from app.factory import build_container, make_configurator
 
@@ -180,6 +181,7 @@ def sleep_view(request: Request) -> Response:
 DURABLE_LOG = "durable.log"
 
 
+@durable_function
 def record_durable(rid: str, index: int) -> None:
     """A durable task: one line ``<rid> <index> <pid>`` per run, wherever it runs (this server,
     or the Celery worker a spill handed it to)."""

@@ -2,11 +2,14 @@
 (an ordinary response's batch runs inline in the body's ``close()``): every durable task spills
 to Celery before the process goes, and each runs exactly once, on the Celery worker.
 
-Real parts: a redis-server and a Celery worker (tests/servers/test_durable_spill.py's fixtures),
+Real parts: a redis-server and a Celery worker (tests/servers/durable_parts.py's fixtures),
 each server as a subprocess stopped by SIGTERM as a service manager would. waitress keeps every
 default (a 10 s grace); the gunicorn workers get a 1.5 s grace to keep the suite short (gunicorn's
 own ``graceful_timeout`` is 15 s: the grace must end before it, and does).
 """
+# The fixtures are imported from tests/servers/durable_parts.py; a test's argument of the same name
+# is pytest's injection, not a redefinition.
+# ruff: noqa: F811
 
 from __future__ import annotations
 
@@ -16,6 +19,15 @@ import time
 import pytest
 
 from tests.servers.contract import read_task_log, wait_for_marker
+from tests.servers.durable_parts import (  # noqa: F401  (fixtures)
+    DELIVERY_TIMEOUT,
+    DUPLICATE_WINDOW,
+    KEYS_ENV,
+    Worker,
+    broker_url,
+    stub_server,
+    worker,
+)
 from tests.servers.probe_app import DURABLE_LOG
 from tests.servers.servers import (
     GUNICORN_GTHREAD,
@@ -26,14 +38,6 @@ from tests.servers.servers import (
     poll,
     running_server,
     terminate,
-)
-from tests.servers.test_durable_spill import (  # noqa: F401 (fixtures)
-    DELIVERY_TIMEOUT,
-    DUPLICATE_WINDOW,
-    Worker,
-    broker_url,
-    stub_server,
-    worker,
 )
 
 pytestmark = pytest.mark.servers
@@ -51,14 +55,14 @@ CASES = {
 
 def spec_for(name: str, celery: Worker) -> tuple[ServerSpec, float]:
     spec, grace, seconds = CASES[name]
-    env = {"APP_DEFERRED_TASK_BROKER_URL": celery.broker_url}
+    env = {"APP_DEFERRED_TASK_BROKER_URL": celery.broker_url, **KEYS_ENV}
     if grace is not None:
         env["APP_DEFERRED_TASK_SHUTDOWN_GRACE_SECONDS"] = str(grace)
     return dataclasses.replace(spec, name=f"{spec.name}-durable-stop", env=env), seconds
 
 
 @pytest.mark.parametrize("name", list(CASES))
-def test_sigterm_spills_durable_tasks_queued_behind_an_inline_task_and_each_runs_once(name, worker):  # noqa: F811
+def test_sigterm_spills_durable_tasks_queued_behind_an_inline_task_and_each_runs_once(name, worker):
     spec, seconds = spec_for(name, worker)
     rid = f"stop{name.replace('-', '')}"
     with running_server(spec, worker.probe_dir) as server:
@@ -78,7 +82,7 @@ def test_sigterm_spills_durable_tasks_queued_behind_an_inline_task_and_each_runs
         text = durable_log.read_text() if durable_log.exists() else ""
         return [line.split() for line in text.splitlines() if line.startswith(f"{rid} ")]
 
-    assert poll(lambda: len(runs()) >= DURABLE_TASKS, timeout=DELIVERY_TIMEOUT), worker.log()
+    assert poll(lambda: len(runs()) >= DURABLE_TASKS, timeout=DELIVERY_TIMEOUT), f"{task_log}\n{worker.log()}"
     time.sleep(DUPLICATE_WINDOW)
     assert sorted(index for _, index, _ in runs()) == [str(i) for i in range(DURABLE_TASKS)]  # once each
     assert {int(pid) for _, _, pid in runs()} == {worker.process.pid}  # all on the Celery worker

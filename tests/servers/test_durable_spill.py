@@ -5,181 +5,35 @@ events against a stub of Meta, and a waitress server stopped by SIGTERM.
 Every wait is a bounded poll; every assertion on "exactly once" waits a little longer after the
 first delivery, so that a duplicate would have had time to arrive.
 """
+# The fixtures are imported from tests/servers/durable_parts.py (shared with the other durable
+# modules); a test's argument of the same name is pytest's injection, not a redefinition.
+# ruff: noqa: F811
 
 from __future__ import annotations
 
-import contextlib
-import json
-import os
-import signal
-import subprocess
-import threading
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
 import pytest
-from dependency_injector import providers
-from loguru import logger
-from pyramid_deferred.hook import get_hook
-from pytest_httpserver import HTTPServer
-from webtest import TestApp
-from werkzeug import Request as WerkzeugRequest
-from werkzeug import Response as WerkzeugResponse
 
-from app.factory import build_container, make_configurator
-from app.services.meta import API_VERSION
 from tests.functional.shop import place_order
-from tests.integration.services import credentials
-from tests.integration.services.redis_server import running_redis
 from tests.servers.contract import read_task_log, wait_for_marker
+from tests.servers.durable_parts import (  # noqa: F401  (fixtures)
+    DELIVERY_TIMEOUT,
+    DUPLICATE_WINDOW,
+    KEYS_ENV,
+    RESET_TIMEOUT,
+    broker_url,
+    messages,
+    meta,
+    records,
+    shop,
+    stub_server,
+    worker,
+)
 from tests.servers.probe_app import DURABLE_LOG
-from tests.servers.servers import WAITRESS, WORKTREE, free_port, poll, running_server, server_env, terminate
+from tests.servers.servers import WAITRESS, fetch, free_port, poll, running_server, terminate
 
 pytestmark = pytest.mark.servers
-
-META_PATH = f"/{API_VERSION}/{credentials.META_PIXEL_ID}/events"
-RESET_TIMEOUT = 1.5
-BROWSER = {"HTTP_USER_AGENT": "Mozilla/5.0 (durable test)", "REMOTE_ADDR": "203.0.113.9"}
-DELIVERY_TIMEOUT = 20.0
-DUPLICATE_WINDOW = 1.0
-CELERY = WORKTREE / ".venv" / "bin" / "celery"
-
-
-@dataclass
-class MetaStub:
-    """Meta's events endpoint: answers ``status``; records (time, event_id, status) per call."""
-
-    status: int = 200
-    calls: list[tuple[float, str, int]] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def __call__(self, request: WerkzeugRequest) -> WerkzeugResponse:
-        event_id = json.loads(request.get_data())["data"][0]["event_id"]
-        with self.lock:
-            status = self.status
-            self.calls.append((time.time(), event_id, status))
-        return WerkzeugResponse('{"events_received": 1}' if status == 200 else "down", status=status)
-
-    def delivered(self, event_id: str) -> list[float]:
-        with self.lock:
-            return [at for at, seen, status in self.calls if seen == event_id and status == 200]
-
-
-@dataclass
-class Worker:
-    process: subprocess.Popen[bytes]
-    log_path: Path
-    probe_dir: Path
-    broker_url: str
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
-
-
-@pytest.fixture(scope="module")
-def stub_server() -> Iterator[HTTPServer]:
-    """This module's own stub server (the session's may hold other tests' handlers)."""
-    server = HTTPServer(host="127.0.0.1", port=free_port())
-    server.start()
-    try:
-        yield server
-    finally:
-        server.clear()
-        server.stop()
-
-
-@pytest.fixture
-def meta(stub_server: HTTPServer) -> Iterator[MetaStub]:
-    stub = MetaStub()
-    stub_server.expect_request(META_PATH, method="POST").respond_with_handler(stub)
-    yield stub
-    stub_server.clear()
-
-
-@pytest.fixture(scope="module")
-def broker_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    port = free_port()
-    with running_redis(port, tmp_path_factory.mktemp("redis")):
-        yield f"redis://127.0.0.1:{port}/0"
-
-
-def meta_env(stub_server: HTTPServer) -> dict[str, str]:
-    return credentials.meta_env(stub_server.url_for("").rstrip("/"), META_BREAKER_FAIL_MAX="2",
-                                META_BREAKER_RESET_TIMEOUT=str(RESET_TIMEOUT))
-
-
-@pytest.fixture(scope="module")
-def worker(
-    broker_url: str, stub_server: HTTPServer, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Worker]:
-    """``make worker``'s command, as a subprocess of this test module."""
-    probe_dir = tmp_path_factory.mktemp("durable")
-    (probe_dir / "markers").mkdir()
-    log_path = probe_dir / "celery.log"
-    env = server_env(probe_dir, {
-        **meta_env(stub_server),
-        "APP_DEFERRED_TASK_BROKER_URL": broker_url,
-        "APP_DEFERRED_TASK_SPILL_BACKOFF_SECONDS": "0.2",
-        "APP_DEFERRED_TASK_SPILL_MAX_RETRIES": "6",
-        "DEFERRED_TASK_LOG_PATH": str(probe_dir / "worker_task.log"),
-        "APP_LOG_LEVEL": "INFO",
-    })
-    argv = [str(CELERY), "-A", "app.worker", "worker", "--pool=solo", "--concurrency=1", "-l", "info",
-            "--without-heartbeat", "--without-gossip", "--without-mingle",
-            "-n", f"durable-test-{os.getpid()}@%h"]
-    with log_path.open("ab") as log:
-        process = subprocess.Popen(argv, cwd=WORKTREE, env=env, stdin=subprocess.DEVNULL, stdout=log,
-                                   stderr=subprocess.STDOUT)
-    running = Worker(process, log_path, probe_dir, broker_url)
-    try:
-        ready = poll(lambda: process.poll() is not None or " ready." in running.log(),
-                     timeout=30, interval=0.1)
-        assert ready and process.poll() is None, f"the Celery worker did not start:\n{running.log()}"
-        yield running
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
-
-
-@pytest.fixture
-def records() -> Iterator[list[dict[str, Any]]]:
-    """Every log record of this process during the test."""
-    seen: list[dict[str, Any]] = []
-    sink = logger.add(lambda message: seen.append(dict(message.record)), level="DEBUG")
-    yield seen
-    logger.remove(sink)
-
-
-@contextlib.contextmanager
-def shop(stub_server: HTTPServer, **settings: str) -> Iterator[tuple[TestApp, list[Any]]]:
-    """The shop in this process, Meta live against the stub, with ``settings`` (.ini keys)."""
-    container = build_container(settings, environ=meta_env(stub_server))
-    container.logging.override(providers.Resource(no_logging))
-    config = make_configurator(settings, container)
-    reports: list[Any] = []
-    config.add_deferred_task_observer(lambda batch, report: reports.append(report))
-    app = TestApp(config.make_wsgi_app(), extra_environ=BROWSER)
-    try:
-        yield app, reports
-    finally:
-        get_hook(app.app.registry).worker.shutdown(grace_seconds=5)
-        container.shutdown_resources()
-
-
-def no_logging() -> None:
-    """The test keeps loguru's sinks as they are (its own sink reads the records)."""
-
-
-def messages(records: list[dict[str, Any]], level: str) -> list[str]:
-    return [r["message"] for r in records if r["level"].name == level]
 
 
 def test_a_durable_task_the_budget_skips_spills_and_the_worker_runs_it_exactly_once(
@@ -228,12 +82,11 @@ def test_a_service_known_down_spills_without_a_call_and_is_delivered_once_after_
 def test_sigterm_with_durable_tasks_queued_spills_them_none_lost_none_run_twice(worker):
     spec = WAITRESS.__class__(
         "waitress-durable", WAITRESS.argv, concurrency=4, family="waitress",
-        env={"APP_DEFERRED_TASK_BROKER_URL": worker.broker_url, "APP_DEFERRED_TASK_STRATEGY": "thread",
-             "APP_DEFERRED_TASK_WORKER_THREADS": "1", "APP_DEFERRED_TASK_SHUTDOWN_GRACE_SECONDS": "0.5"},
+        env={"APP_DEFERRED_TASK_BROKER_URL": worker.broker_url, **KEYS_ENV,
+             "APP_DEFERRED_TASK_STRATEGY": "thread", "APP_DEFERRED_TASK_WORKER_THREADS": "1",
+             "APP_DEFERRED_TASK_SHUTDOWN_GRACE_SECONDS": "0.5"},
     )
     with running_server(spec, worker.probe_dir) as server:
-        from tests.servers.servers import fetch
-
         response = fetch(server.port, "/probe/durable?rid=sigterm&seconds=3&tasks=3")
         assert response.status == 200
         wait_for_marker(server, "sigterm.started", timeout=10)
@@ -269,8 +122,8 @@ def test_broker_down_logs_the_task_for_replay_without_touching_the_response(stub
     assert took < 5.0  # one bounded attempt, then the rest fail at once (logged)
     errors = [m for m in messages(records, "ERROR") if "could not spill to Celery" in m]
     meta_error = next(m for m in errors if m.startswith("Deferred task meta.purchase "))
-    assert "LOST unless replayed: key=" in meta_error
-    assert "function=app.durable_tasks:meta_event" in meta_error
+    assert "it is LOST: key=" in meta_error
+    assert "function=app.durable_tasks:meta_event reason=skipped" in meta_error
     assert "meta.purchase" in reports[-1].skipped and reports[-1].balanced
     every_line = "\n".join(str(r["message"]) + str(r["extra"]) + str(r["exception"]) for r in records)
     assert "pw-never-logged" not in every_line

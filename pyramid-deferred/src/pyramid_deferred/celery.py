@@ -1,24 +1,31 @@
 """Spill-over to Celery, Redis as the broker: ``pip install pyramid-deferred[celery]``.
 
 The web side (built by ``config.include("pyramid_deferred")`` once ``deferred_task.broker_url``
-is set): :class:`CelerySpiller` publishes a spilled task with ``apply_async(retry=False)`` and
-socket timeouts, so a dead broker costs one bounded attempt, never Celery's connection retries.
+is set): :class:`CelerySpiller` publishes a spilled task's sealed message (signed, its arguments
+encrypted when a key is set: :mod:`pyramid_deferred.durable.message`) with
+``apply_async(retry=False)`` and socket timeouts, so a dead broker costs one bounded attempt,
+never Celery's connection retries.
 
 The worker side: :func:`create_celery_app` builds a Celery app with the one task,
-``pyramid_deferred.run_durable``, which claims the task's idempotency key in Redis, imports the
-task's function, runs it with its arguments, and retries with exponential backoff (or after the
-breaker's reset timeout for :class:`~pyramid_deferred.durable.ServiceDown`); after its last retry
-it logs the task at ERROR with everything needed to replay it (a dead letter). Start a worker::
+``pyramid_deferred.run_durable``, whose one argument is the sealed message. It checks the
+signature before anything else (a forged message is refused: ERROR, not run, not retried),
+claims the task's idempotency key in Redis, finds the function in the registry of declared
+durable functions (never an import: a message naming anything else is refused), runs it, and
+retries with exponential backoff (or after the breaker's reset timeout for
+:class:`~pyramid_deferred.durable.ServiceDown`); after its last retry the message goes to the
+dead-letter store (:mod:`pyramid_deferred.durable.dead_letters`). Start a worker::
 
-    celery -A yourapp.worker worker --pool=solo -l info     # yourapp/worker.py: app = create_celery_app()
+    celery -A yourapp.worker worker --pool=solo -l info
+    # yourapp/worker.py: app = create_celery_app(settings, imports=("yourapp.durable_tasks",))
 """
 
 from __future__ import annotations
 
+import importlib
 import re
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Mapping, Sequence
+from typing import Any, cast
 
 from celery import Celery, Task
 from celery.exceptions import Retry
@@ -28,18 +35,26 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from redis.retry import Retry as RedisRetry
 
-from pyramid_deferred.core.durable import call_with_spill_possible
-from pyramid_deferred.core.log import CHANNEL
+from pyramid_deferred.core.durable import (
+    NotDurableError,
+    call_with_spill_possible,
+    decode_payload,
+    durable_function_paths,
+    registered_function,
+)
+from pyramid_deferred.core.log import CHANNEL, without_locals
 from pyramid_deferred.durable import (
     BrokerUnavailable,
     Claim,
     ServiceDown,
     SpilledTask,
     SpillOver,
-    decode_payload,
-    load_function,
 )
+from pyramid_deferred.durable.dead_letters import COMMAND as DEAD_LETTERS_COMMAND
+from pyramid_deferred.durable.dead_letters import DeadLetterStore
+from pyramid_deferred.durable.message import ForgedMessage, MessageCodec, SealedMessage, UndecryptablePayload
 from pyramid_deferred.settings import DeferredTaskSettings, load_deferred_task_settings
+from pyramid_deferred.values import ConfigError
 
 TASK_NAME = "pyramid_deferred.run_durable"
 KEY_PREFIX = "pyramid_deferred:durable:"
@@ -139,102 +154,160 @@ def create_celery_app(
     *,
     main: str = "pyramid_deferred",
     environ: Mapping[str, str] | None = None,
+    imports: Sequence[str] = (),
 ) -> Celery:
-    """A Celery app for the broker of ``settings`` (the app's ``deferred_task.*`` settings, the
-    environment winning, as in the web process) with the ``run_durable`` task registered."""
+    """The Celery app of the spill-over, with the ``run_durable`` task registered.
+
+    ``settings``: the add-on's settings, or the app's settings mapping (its ``deferred_task.*``
+    .ini keys), read as the web process reads them, the ``APP_DEFERRED_TASK_*`` variables of
+    ``environ`` (default: ``os.environ``) winning. A broker and a signing key are required.
+    ``main``: the Celery app's name (what ``celery`` shows). ``imports``: the modules that declare
+    the app's durable functions (``@durable_function``), imported now: a worker runs those and no
+    other (the web process imports them with its views; a worker must be told).
+    """
     if not isinstance(settings, DeferredTaskSettings):
         settings = load_deferred_task_settings(settings, environ)
     if not settings.broker_url:
-        raise ValueError(
+        raise ConfigError(
             "no broker: set APP_DEFERRED_TASK_BROKER_URL (or deferred_task.broker_url) to redis://..."
         )
+    if isinstance(imports, str):
+        raise TypeError(f"imports must be a sequence of module names, such as ({imports!r},)")
+    for module in imports:
+        importlib.import_module(module)
+    if imports:
+        declared = durable_function_paths()
+        log.log("INFO" if declared else "WARNING", "Durable functions this worker runs: {}",
+                ", ".join(declared) or "none (no module of imports declares one: every task is refused)")
     app = Celery(main)
     app.conf.update(celery_config(settings))
     register_durable_task(app, settings)
     return app
 
 
-def register_durable_task(app: Celery, settings: DeferredTaskSettings) -> Task:
-    claims: list[RedisClaims] = []
+def message_codec(settings: DeferredTaskSettings) -> MessageCodec:
+    """The codec of the app's keys (``deferred_task.signing_key``, ``deferred_task.encryption_key``)."""
+    return MessageCodec(settings.signing_keys, settings.encryption_keys)
 
-    def store() -> RedisClaims:
-        if not claims:
-            claims.append(RedisClaims(redis_client(settings.broker_url, settings.broker_timeout_seconds),
-                                      done_ttl_seconds=settings.idempotency_ttl_seconds))
-        return claims[0]
+
+def register_durable_task(app: Celery, settings: DeferredTaskSettings) -> Task:
+    worker = DurableWorker(settings, message_codec(settings))
 
     # shared=False: a shared task would be added to every Celery app of the process (two apps
     # with two brokers, as in tests), each then running the first app's closure.
     @app.task(bind=True, name=TASK_NAME, max_retries=settings.spill_max_retries, acks_late=True,
               shared=False)
-    def run_durable(self: Task, message: dict[str, object]) -> str:
-        task = SpilledTask.from_message(message)
-        with logger.contextualize(request_id=task.request_id):
-            return _run(self, task, store(), settings)
+    def run_durable(self: Task, message: object) -> str:
+        return worker.handle(self, message)
 
     task: Task = run_durable
     return task
 
 
-def _run(celery_task: Task, task: SpilledTask, claims: RedisClaims,
-         settings: DeferredTaskSettings) -> str:
-    attempt = celery_task.request.retries + 1
-    claim = claims.claim(task.key, task.lease_seconds)
-    if claim is Claim.DONE:
-        log.info("Durable task {} ({}) already ran: not run again", task.name, task.key)
-        return "duplicate"
-    if claim is Claim.HELD:
-        return _retry(celery_task, task, claims.held_for(task.key) + 0.5, "its key is held by another run",
-                      attempt, settings)
-    try:
-        function = load_function(task.function)
+class DurableWorker:
+    """What ``run_durable`` does with one delivery of a sealed message: open it (the signature
+    first), claim its key, run its declared function, retry or give it up as a dead letter."""
+
+    def __init__(self, settings: DeferredTaskSettings, codec: MessageCodec) -> None:
+        self.settings = settings
+        self.codec = codec
+        self._redis: Redis | None = None
+
+    def redis(self) -> Redis:
+        """The broker's Redis (the keys, the dead letters), connected on first use."""
+        if self._redis is None:
+            self._redis = redis_client(self.settings.broker_url, self.settings.broker_timeout_seconds)
+        return self._redis
+
+    def claims(self) -> RedisClaims:
+        return RedisClaims(self.redis(), done_ttl_seconds=self.settings.idempotency_ttl_seconds)
+
+    def dead_letters(self) -> DeadLetterStore:
+        return DeadLetterStore(self.redis(), ttl_seconds=self.settings.dead_letter_ttl_seconds)
+
+    def handle(self, celery_task: Task, message: object) -> str:
+        attempt = celery_task.request.retries + 1
+        try:
+            task = self.codec.open(message)
+        except ForgedMessage as why:
+            log.error("Refused a {} message (delivery {}): {}: not run, not retried", TASK_NAME,
+                      _shown(celery_task.request.id), why)
+            return "refused"
+        except UndecryptablePayload as why:  # signed by the app: a JSON object, kept for a replay
+            self.dead_letter(cast("SealedMessage", message), why.task, f"was not run: {why}", attempt)
+            return "dead"
+        with logger.contextualize(request_id=task.request_id):
+            return self.run(celery_task, cast("SealedMessage", message), task, attempt)
+
+    def run(self, celery_task: Task, message: SealedMessage, task: SpilledTask, attempt: int) -> str:
+        claims = self.claims()
+        claim = claims.claim(task.key, task.lease_seconds)
+        if claim is Claim.DONE:
+            log.info("Durable task {} ({}) already ran: not run again", task.name, task.key)
+            return "duplicate"
+        if claim is Claim.HELD:
+            return self.retry(celery_task, message, task, claims.held_for(task.key) + 0.5,
+                              "its key is held by another run", attempt)
+        try:
+            function = registered_function(task.function)
+        except NotDurableError as refused:  # signed, yet not declared here: a worker without its imports
+            claims.release(task.key)
+            self.dead_letter(message, task, f"was refused: {refused}", attempt)
+            return "refused"
         args, kwargs = decode_payload(task.payload)
-    except (TypeError, ValueError) as error:  # cannot ever run: a dead letter at once
-        claims.release(task.key)
-        _dead_letter(task, attempt, f"cannot be loaded: {error}")
-        return "dead"
-    started = time.monotonic()
-    try:
-        call_with_spill_possible(lambda: function(*args, **kwargs))
-    except ServiceDown as down:
-        claims.release(task.key)
-        return _retry(celery_task, task, down.retry_after, str(down), attempt, settings)
-    except Exception as error:
-        claims.release(task.key)
-        log.opt(exception=True).warning("Durable task {} ({}) attempt {} failed", task.name, task.key,
-                                        attempt)
-        return _retry(celery_task, task, backoff(attempt - 1, settings),
-                      f"{type(error).__name__}: {mask_url(str(error))}", attempt, settings)
-    if claim is Claim.CLAIMED:
-        claims.done(task.key)
-    log.info("Durable task {} ({}, spilled: {}) ran on attempt {} in {:.3f}s", task.name, task.key,
-             task.reason, attempt, time.monotonic() - started)
-    return "done"
+        started = time.monotonic()
+        try:
+            call_with_spill_possible(lambda: function(*args, **kwargs))
+        except ServiceDown as down:
+            claims.release(task.key)
+            return self.retry(celery_task, message, task, down.retry_after, str(down), attempt)
+        except Exception as error:
+            claims.release(task.key)
+            why = f"{type(error).__name__}: {mask_url(str(error))}"
+            log.opt(exception=without_locals(error, mask_url)).warning(
+                "Durable task {} ({}, function {}) attempt {} failed: {}", task.name, task.key,
+                task.function, attempt, why,
+            )
+            return self.retry(celery_task, message, task, backoff(attempt - 1, self.settings), why, attempt)
+        if claim is Claim.CLAIMED:
+            claims.done(task.key)
+        log.info("Durable task {} ({}, spilled: {}) ran on attempt {} in {:.3f}s", task.name, task.key,
+                 task.reason, attempt, time.monotonic() - started)
+        return "done"
 
+    def retry(self, celery_task: Task, message: SealedMessage, task: SpilledTask, countdown: float, why: str,
+              attempt: int) -> str:
+        if celery_task.request.retries >= self.settings.spill_max_retries:
+            self.dead_letter(message, task, f"gave up after {attempt} attempt(s): {why}", attempt)
+            return "dead"
+        log.info("Durable task {} ({}) attempt {}: {}; retrying in {:.1f}s", task.name, task.key, attempt,
+                 why, countdown)
+        try:
+            raise celery_task.retry(countdown=countdown)
+        except Retry:
+            raise
+        except Exception as error:  # the broker refused the retry message
+            self.dead_letter(message, task, f"gave up after {attempt} attempt(s): {why}; and its retry could "
+                             f"not be queued: {type(error).__name__}: {mask_url(str(error))}", attempt)
+            return "dead"
 
-def _retry(celery_task: Task, task: SpilledTask, countdown: float, why: str,
-           attempt: int, settings: DeferredTaskSettings) -> str:
-    if celery_task.request.retries >= settings.spill_max_retries:
-        _dead_letter(task, attempt, why)
-        return "dead"
-    log.info("Durable task {} ({}) attempt {}: {}; retrying in {:.1f}s", task.name, task.key, attempt, why,
-             countdown)
-    try:
-        raise celery_task.retry(countdown=countdown)
-    except Retry:
-        raise
-    except Exception as error:  # the broker refused the retry message
-        _dead_letter(task, attempt, f"{why}; and its retry could not be queued: {mask_url(str(error))}")
-        return "dead"
-
-
-def _dead_letter(task: SpilledTask, attempt: int, why: str) -> None:
-    log.error("DEAD LETTER: durable task {} (request {}) gave up after {} attempt(s): {}; replay: {}",
-              task.name, task.request_id, attempt, why, task.replay())
+    def dead_letter(self, message: SealedMessage, task: SpilledTask, why: str, attempts: int) -> None:
+        """Keep the sealed message in the dead-letter store, and say so at ERROR (never its arguments)."""
+        try:
+            self.dead_letters().add(message, why=why, attempts=attempts)
+        except RedisError as error:
+            log.error("DEAD LETTER: durable task {} ({}, function {}, spilled: {}) {}; it could not be "
+                      "stored ({}): it is LOST", task.name, task.key, task.function, task.reason, why,
+                      mask_url(str(error)))
+            return
+        log.error("DEAD LETTER: durable task {} ({}, function {}, spilled: {}) {}; kept {:g} day(s) in the "
+                  "dead-letter store: replay with `{} replay {}`", task.name, task.key, task.function,
+                  task.reason, why, self.settings.dead_letter_ttl_seconds / 86_400, DEAD_LETTERS_COMMAND,
+                  task.key)
 
 
 class CelerySpiller:
-    """Publishes spilled tasks to ``run_durable`` on the app's broker, within its timeout."""
+    """Publishes sealed messages to ``run_durable`` on the app's broker, within its timeout."""
 
     engine = "Celery"
 
@@ -242,10 +315,12 @@ class CelerySpiller:
         self.app = app
         self.task: Task = app.tasks[TASK_NAME]
 
-    def send(self, task: SpilledTask) -> None:
+    def send(self, message: SealedMessage, *, countdown: float = 0.0) -> None:
+        key = message.get("key")
         try:
             self.task.apply_async(
-                args=(task.message(),), task_id=task.key, countdown=task.countdown or None, retry=False,
+                args=(message,), task_id=key if isinstance(key, str) else None, countdown=countdown or None,
+                retry=False,
             )
         except Exception as error:
             raise BrokerUnavailable(f"{type(error).__name__}: {mask_url(str(error))}") from None
@@ -256,4 +331,10 @@ def build_spill_over(settings: DeferredTaskSettings) -> SpillOver:
     app = create_celery_app(settings)
     claims = RedisClaims(redis_client(settings.broker_url, settings.broker_timeout_seconds),
                          done_ttl_seconds=settings.idempotency_ttl_seconds)
-    return SpillOver(CelerySpiller(app), claims)
+    return SpillOver(CelerySpiller(app), claims, codec=message_codec(settings))
+
+
+def _shown(text: object) -> str:
+    """Text from a message we could not trust, fit for a log line: ASCII, escaped, at most 100."""
+    shown = ascii(text)
+    return shown if len(shown) <= 100 else shown[:97] + "..."

@@ -2,7 +2,8 @@
 its default and its documentation, and that one declaration drives loading, error messages and
 the generated settings table (``python -m pyramid_deferred.settings``).
 
-The environment wins over the app's settings (the .ini file); no setting is required.
+The environment wins over the app's settings (the .ini file). One setting is required with
+another: a broker needs a signing key.
 """
 
 from __future__ import annotations
@@ -14,11 +15,15 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple, TypeVar
 
 from pyramid_deferred.values import (
+    MAKE_SIGNING_KEY,
+    ConfigError,
     Parser,
     choice_parser,
     int_parser,
     parse_bool,
     parse_broker_url,
+    parse_fernet_keys,
+    parse_signing_keys,
     ratio_parser,
     seconds_parser,
 )
@@ -173,13 +178,13 @@ class DeferredTaskSettings:
         key="deferred_task.broker_timeout_seconds", env="APP_DEFERRED_TASK_BROKER_TIMEOUT_SECONDS",
         parse=seconds_parser(minimum=0.01, maximum=30), default=1.0,
         doc="Longest a spill (or an idempotency-key check) waits on the broker; after a failure, "
-        "spills fail at once for 5 s, each logged at ERROR with what is needed to replay it.",
+        "spills fail at once for 5 s, each named at ERROR (key, name, function, never its arguments).",
     )
     spill_max_retries: int = setting(
         key="deferred_task.spill_max_retries", env="APP_DEFERRED_TASK_SPILL_MAX_RETRIES",
         parse=int_parser(minimum=0, maximum=100), default=10,
-        doc="Retries of a spilled task on the Celery worker; after the last one it is logged at "
-        "ERROR as a dead letter, with its identity and arguments.",
+        doc="Retries of a spilled task on the Celery worker; after the last one it goes to the "
+        "dead-letter store (Redis) and is named at ERROR, without its arguments.",
     )
     spill_backoff_seconds: float = setting(
         key="deferred_task.spill_backoff_seconds", env="APP_DEFERRED_TASK_SPILL_BACKOFF_SECONDS",
@@ -197,6 +202,39 @@ class DeferredTaskSettings:
         parse=seconds_parser(minimum=60, maximum=90 * 86_400), default=7 * 86_400.0,
         doc="How long Redis remembers that a durable task's key ran, so that a copy is not run again.",
     )
+    signing_keys: tuple[str, ...] = setting(
+        key="deferred_task.signing_key", env="APP_DEFERRED_TASK_SIGNING_KEY", parse=parse_signing_keys,
+        default=(), secret=True,
+        doc="HMAC-SHA256 key of the spilled tasks' messages: the Celery worker runs only messages "
+        "signed with it. Required with a broker; the same on web processes and workers. Several, "
+        "comma-separated: the first signs, any verifies (rotation). Never logged.",
+    )
+    encryption_keys: tuple[str, ...] = setting(
+        key="deferred_task.encryption_key", env="APP_DEFERRED_TASK_ENCRYPTION_KEY", parse=parse_fernet_keys,
+        default=(), secret=True,
+        doc="Fernet key(s) that encrypt a spilled task's arguments at rest (broker, dead letters, "
+        "outbox). Empty: arguments travel in clear. Several, comma-separated: the first encrypts, "
+        "any decrypts (rotation). Never logged.",
+    )
+    dead_letter_ttl_seconds: float = setting(
+        key="deferred_task.dead_letter_ttl_seconds", env="APP_DEFERRED_TASK_DEAD_LETTER_TTL_SECONDS",
+        parse=seconds_parser(minimum=60, maximum=366 * 86_400), default=30 * 86_400.0,
+        doc="How long a dead letter (a spilled task that gave up) stays in Redis for "
+        "`pyramid-deferred-dead-letters` to list, replay or drop it.",
+    )
+
+    def __post_init__(self) -> None:
+        if self.broker_url and not self.signing_keys:
+            raise ConfigError(
+                "deferred_task.signing_key (APP_DEFERRED_TASK_SIGNING_KEY) is required when "
+                "deferred_task.broker_url is set: the Celery worker runs only messages signed with it. "
+                f"Make one with {MAKE_SIGNING_KEY} and give the web processes and the workers the same"
+            )
+        if set(self.signing_keys) & set(self.encryption_keys):
+            raise ConfigError(
+                "deferred_task.signing_key (APP_DEFERRED_TASK_SIGNING_KEY) and deferred_task.encryption_key "
+                "(APP_DEFERRED_TASK_ENCRYPTION_KEY) share a key: give each its own"
+            )
 
 
 def load_deferred_task_settings(
@@ -214,7 +252,8 @@ def settings_table(*classes: type[Any]) -> str:
     ]
     for cls in classes:
         for item, decl in declared(cls):
-            default = str(item.default).lower() if isinstance(item.default, bool) else f"{item.default}"
+            default = (str(item.default).lower() if isinstance(item.default, bool)
+                       else ",".join(item.default) if isinstance(item.default, tuple) else f"{item.default}")
             lines.append(
                 f"| `{decl.key}` | `{decl.env}` | `{default}` | {decl.parse.allowed} | {decl.doc} |"
             )

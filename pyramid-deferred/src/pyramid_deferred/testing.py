@@ -15,14 +15,17 @@ hook runs them as usual and nothing is patched. The pytest fixture ``deferred_ta
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from pyramid_deferred.core.durable import ServiceDown, durable_function
 from pyramid_deferred.core.report import RunReport
 from pyramid_deferred.core.runner import DeferredTaskRunner
 from pyramid_deferred.core.task import DeferredTask
+from pyramid_deferred.durable.message import MessageCodec, SealedMessage
 from pyramid_deferred.durable.spill import BrokerUnavailable, Claim, SpilledTask
 from pyramid_deferred.hook import override_runner_factory
 
@@ -263,36 +266,45 @@ DURABLE_CALLS: list[tuple[object, ...]] = []
 """What :func:`record_durable` was called with, in this process (durable tasks in tests)."""
 
 
+@durable_function
 def record_durable(*args: object, **kwargs: object) -> None:
-    """A durable task's function for tests: importable by path, records its arguments."""
+    """A durable task's function for tests: declared durable, records its arguments."""
     DURABLE_CALLS.append((*args, *sorted(kwargs.items())))
 
 
+@durable_function
 def fail_durable(*args: object) -> None:
     """A durable task's function for tests that always raises."""
     raise RuntimeError("durable task failed on purpose")
 
 
+@durable_function
 def service_down_durable(service: str, retry_after: float) -> None:
     """A durable task's function for tests whose service is down."""
-    from pyramid_deferred.core.durable import ServiceDown
-
     raise ServiceDown(service, retry_after)
 
 
+TEST_CODEC = MessageCodec(["a-test-signing-key-of-43-characters-XJ3kq9Zt"])
+"""A codec for tests' spill-overs (a signing key that is nobody's secret)."""
+
+
 class FakeSpiller:
-    """A spill-over engine in memory: what was spilled, in order; ``down`` makes it refuse."""
+    """A spill-over engine in memory: the sealed messages it took, and what they carry (opened with
+    ``codec``, with their countdown), in order; ``down`` makes it refuse."""
 
     engine = "FakeEngine"
 
-    def __init__(self) -> None:
+    def __init__(self, codec: MessageCodec = TEST_CODEC) -> None:
+        self.codec = codec
+        self.messages: list[SealedMessage] = []
         self.sent: list[SpilledTask] = []
         self.down = False
 
-    def send(self, task: SpilledTask) -> None:
+    def send(self, message: SealedMessage, *, countdown: float = 0.0) -> None:
         if self.down:
             raise BrokerUnavailable("ConnectionRefusedError: nobody listens")
-        self.sent.append(task)
+        self.messages.append(message)
+        self.sent.append(dataclasses.replace(self.codec.open(message), countdown=countdown))
 
 
 class MemoryClaims:

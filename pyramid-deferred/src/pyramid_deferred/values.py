@@ -7,6 +7,7 @@ message and the generated settings table both show.
 
 from __future__ import annotations
 
+import base64
 import math
 import string
 from collections.abc import Callable
@@ -168,4 +169,88 @@ parse_broker_url: Parser[str] = SecretParser(
     "empty (spill-over off), or redis://[[user]:password@]host[:port][/db] or rediss://... "
     "(the value is never shown: it may hold a password)",
     _broker_url,
+)
+
+
+MIN_KEY_CHARS, MAX_KEY_CHARS = 32, 1000
+MIN_KEY_BITS = 72.0
+"""What :func:`estimated_bits` must give a key: a random 43-character key
+(``secrets.token_urlsafe(32)``) scores over 170, a Fernet key over 180, ``secrets.token_hex(16)``
+over 80; a word repeated to 32 characters about 20, a repeated character 0."""
+MAKE_SIGNING_KEY = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
+MAKE_FERNET_KEY = "python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
+FERNET_KEY_CHARS = 44
+_URLSAFE_BASE64 = frozenset(string.ascii_letters + string.digits + "-_")
+
+
+def estimated_bits(text: str) -> float:
+    """The Shannon entropy of ``text``'s characters times the number of its distinct three-character
+    runs: about its length for random text, far less for a repeated word or character. A cheap guard
+    against a key that is not random, not a measure of a good key's strength."""
+    if not text:
+        return 0.0
+    counts = [text.count(c) for c in set(text)]
+    per_character = -sum(n / len(text) * math.log2(n / len(text)) for n in counts)
+    return per_character * len({text[i:i + 3] for i in range(max(1, len(text) - 2))})
+
+
+def _key_list(raw: str, check: Callable[[str], str | None]) -> tuple[str, ...]:
+    """``a,b,c`` → the keys in order (the first one is the current key); blank → none. Each key
+    is checked by ``check`` (its problem, or None), then for entropy; a key listed twice is refused."""
+    if not raw.strip():
+        return ()
+    keys = tuple(part.strip() for part in raw.split(","))
+    for position, key in enumerate(keys, 1):
+        if not key:
+            problem: str | None = "is empty"
+        elif not (key.isascii() and key.isprintable()) or any(c.isspace() for c in key):
+            problem = "has characters that are not allowed"
+        else:
+            problem = check(key)
+            if problem is None and estimated_bits(key) < MIN_KEY_BITS:
+                problem = "has too little entropy (a word, a pattern or a repeated character)"
+        if problem is not None:
+            raise Rejected(f"key {position} of {len(keys)} {problem}")
+    if len(set(keys)) != len(keys):
+        raise Rejected("lists the same key twice")
+    return keys
+
+
+def _signing_key_problem(key: str) -> str | None:
+    if len(key) < MIN_KEY_CHARS:
+        return f"is shorter than {MIN_KEY_CHARS} characters"
+    if len(key) > MAX_KEY_CHARS:
+        return f"is longer than {MAX_KEY_CHARS} characters"
+    return None
+
+
+def _signing_keys(raw: str) -> tuple[str, ...]:
+    return _key_list(raw, _signing_key_problem)
+
+
+parse_signing_keys: Parser[tuple[str, ...]] = SecretParser(
+    f"empty (no key: refused while a broker is set), or keys of {MIN_KEY_CHARS} to {MAX_KEY_CHARS} "
+    "random printable ASCII characters, comma-separated (the first signs, any verifies: rotation); "
+    f"make one with `{MAKE_SIGNING_KEY}` (the value is never shown)",
+    _signing_keys,
+)
+
+
+def _fernet_key_problem(key: str) -> str | None:
+    body = key.rstrip("=")
+    if (len(key) != FERNET_KEY_CHARS or key[len(body):] != "=" or not set(body) <= _URLSAFE_BASE64
+            or len(base64.urlsafe_b64decode(key)) != 32):
+        return "is not a Fernet key"
+    return None
+
+
+def _fernet_keys(raw: str) -> tuple[str, ...]:
+    return _key_list(raw, _fernet_key_problem)
+
+
+parse_fernet_keys: Parser[tuple[str, ...]] = SecretParser(
+    "empty (payloads not encrypted), or Fernet keys (32 url-safe base64-encoded bytes, 44 characters), "
+    "comma-separated (the first encrypts, any decrypts: rotation); make one with "
+    f"`{MAKE_FERNET_KEY}` (the value is never shown)",
+    _fernet_keys,
 )

@@ -62,11 +62,71 @@ def test_a_secret_setting_s_bad_value_names_the_variable_but_never_shows_the_val
     assert decl.env in message and "value hidden" in message and raw not in message
 
 
+SIGNING_KEY = "hunter2-signing-key-made-of-random-Xw8Lq3Vz"
+OLD_SIGNING_KEY = "hunter2-older-signing-key-still-valid-Jm4Ty7"
+FERNET_KEY = "hunter2aJATcLi3xvjVO1xwIQgKbAV6NhG7lb-yG4Zk="
+
+
 def test_the_broker_url_is_off_when_empty_and_kept_out_of_the_settings_repr():
     assert load_deferred_task_settings({}, {"APP_DEFERRED_TASK_BROKER_URL": " "}).broker_url == ""
     url = "redis://:hunter2-secret@127.0.0.1:6379/0"
-    settings = load_deferred_task_settings({"deferred_task.broker_url": url}, {})
+    settings = load_deferred_task_settings({"deferred_task.broker_url": url,
+                                            "deferred_task.signing_key": SIGNING_KEY}, {})
     assert settings.broker_url == url and "hunter2" not in repr(settings)
+
+
+def test_a_broker_without_a_signing_key_is_refused_saying_how_to_make_one():
+    with pytest.raises(ConfigError) as refused:
+        load_deferred_task_settings({"deferred_task.broker_url": "redis://127.0.0.1:6379/0"}, {})
+    message = str(refused.value)
+    assert "deferred_task.signing_key (APP_DEFERRED_TASK_SIGNING_KEY) is required" in message
+    assert "secrets.token_urlsafe(32)" in message
+
+
+def test_signing_and_encryption_keys_are_lists_for_rotation_and_never_in_the_repr():
+    settings = load_deferred_task_settings(
+        {"deferred_task.broker_url": "redis://127.0.0.1:6379/0"},
+        {"APP_DEFERRED_TASK_SIGNING_KEY": f" {SIGNING_KEY} , {OLD_SIGNING_KEY}",
+         "APP_DEFERRED_TASK_ENCRYPTION_KEY": FERNET_KEY},
+    )
+    assert settings.signing_keys == (SIGNING_KEY, OLD_SIGNING_KEY)
+    assert settings.encryption_keys == (FERNET_KEY,)
+    assert "hunter2" not in repr(settings) and "hunter2" not in str(settings)
+
+
+@pytest.mark.parametrize(("raw", "why"), [
+    ("hunter2-short", "key 1 of 1 is shorter than 32 characters"),
+    ("hunter2" * 5, "key 1 of 1 has too little entropy"),
+    ("h" * 400, "key 1 of 1 has too little entropy"),
+    (f"{SIGNING_KEY},", "key 2 of 2 is empty"),
+    (f"{SIGNING_KEY}, hunter2-short", "key 2 of 2 is shorter"),
+    (f"{SIGNING_KEY},{SIGNING_KEY}", "lists the same key twice"),
+    ("hunter2 with a space in the middle of it", "is empty|characters that are not allowed|shorter"),
+])
+def test_a_short_low_entropy_or_repeated_signing_key_is_refused_without_being_shown(raw, why):
+    with pytest.raises(ConfigError, match=why) as refused:
+        load_deferred_task_settings({}, {"APP_DEFERRED_TASK_SIGNING_KEY": raw})
+    message = str(refused.value)
+    assert "APP_DEFERRED_TASK_SIGNING_KEY (value hidden)" in message and "hunter2" not in message
+    assert "secrets.token_urlsafe(32)" in message  # how to make a good one
+
+
+@pytest.mark.parametrize("raw", [
+    "hunter2-not-a-fernet-key", FERNET_KEY[:-2] + "==", FERNET_KEY.rstrip("=") + "A", "A" * 43 + "=",
+    f"{FERNET_KEY},{FERNET_KEY}", "hunter2aJATcLi3xvjVO1xwIQgKbAV6NhG7lb+yG4Zk=",
+])
+def test_a_bad_encryption_key_is_refused_naming_the_setting_without_showing_it(raw):
+    with pytest.raises(ConfigError) as refused:
+        load_deferred_task_settings({"deferred_task.encryption_key": raw}, {})
+    message = str(refused.value)
+    assert "deferred_task.encryption_key (.ini setting) (value hidden)" in message
+    assert "hunter2" not in message and "Fernet.generate_key()" in message
+
+
+def test_the_same_key_for_signing_and_encryption_is_refused():
+    with pytest.raises(ConfigError, match="share a key: give each its own"):
+        load_deferred_task_settings({}, {"APP_DEFERRED_TASK_SIGNING_KEY": FERNET_KEY,
+                                         "APP_DEFERRED_TASK_ENCRYPTION_KEY": FERNET_KEY})
 
 
 @pytest.mark.parametrize(("cls", "decl"), [(cls, decl) for cls in (DeferredTaskSettings, MetricsSettings)

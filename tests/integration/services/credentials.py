@@ -27,6 +27,12 @@ SECRET_VALUES = (
     REDIS_PASSWORD,
 )
 
+DURABLE_SIGNING_KEY = "durable-test-signing-key-Qm7T2vXc9LpR4sWz8YbN"
+DURABLE_ENCRYPTION_KEY = "aEZSHw4MrtJATcLi3xvjVO1xwIQgKbAV6NhG7lb-yG4="
+DURABLE_KEYS = (DURABLE_SIGNING_KEY, DURABLE_ENCRYPTION_KEY)
+"""The durable tasks' keys of the real-server tests (web processes and workers): they never travel,
+and must never be logged."""
+
 FAST = {"CONNECT_TIMEOUT": "0.2", "READ_TIMEOUT": "0.2", "BREAKER_FAIL_MAX": "3"}
 
 

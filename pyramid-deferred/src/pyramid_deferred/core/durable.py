@@ -1,6 +1,10 @@
-"""Durable tasks: an importable function and JSON arguments, so that another process can run it.
+"""Durable tasks: a declared function and JSON arguments, so that another process can run it.
 
-A durable task is deferred like any other, with :func:`durable` as its callable::
+A durable task's function is declared once, where it is defined, and deferred like any other
+task, with :func:`durable` as its callable::
+
+    @durable_function
+    def send_purchase(order_id: str, total: float) -> None: ...
 
     request.deferred_task.defer(
         durable(send_purchase, order.id, total, service="meta"),
@@ -10,17 +14,19 @@ A durable task is deferred like any other, with :func:`durable` as its callable:
 In-process it runs exactly like a lambda would (after the response, in priority order, within
 the budget). What differs is its fate when it cannot run here: with a spill-over engine
 configured (``pyramid_deferred.celery``) the runner hands it over instead of losing it. The
-runner only needs :class:`DurableHooks` (below); this module is framework-free.
+engine's worker runs only declared functions, found by name in the registry of this process
+(which imported the same modules): a message never makes a worker import anything. The runner
+only needs :class:`DurableHooks` (below); this module is framework-free.
 """
 
 from __future__ import annotations
 
-import importlib
 import json
 import math
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from pyramid_deferred.core.task import check_name
 
@@ -29,6 +35,11 @@ if TYPE_CHECKING:
 
 MAX_MESSAGE_BYTES = 64 * 1024
 """A spilled task's arguments travel through the broker: keep them small (ids, not documents)."""
+
+F = TypeVar("F", bound=Callable[..., object])
+
+_REGISTRY: dict[str, Callable[..., object]] = {}
+_REGISTRY_LOCK = threading.Lock()
 
 
 _SPILL_POSSIBLE: ContextVar[bool] = ContextVar("pyramid_deferred_spill_possible", default=False)
@@ -91,17 +102,53 @@ class DurableCall:
         return self.function_path.replace(":", ".")
 
 
+def durable_function(function: F) -> F:
+    """Declare ``function`` durable: :func:`durable` accepts it, and a spill-over worker runs it
+    when a message names its path (``"package.module:function"``). Returns it unchanged::
+
+        @durable_function
+        def send_purchase(order_id: str, total: float) -> None: ...
+
+    Only a module-level function can be declared (another process finds it by its module and
+    name). The worker knows the functions of the modules it imported: give
+    ``create_celery_app(imports=...)`` the modules that declare them."""
+    path = _path_of(function)
+    with _REGISTRY_LOCK:
+        _REGISTRY[path] = function  # a module reloaded declares its functions again
+    return function
+
+
+def registered_function(function_path: str) -> Callable[..., object]:
+    """The declared function ``function_path`` names; never an import (a worker reads the path
+    from a message). Raises :class:`NotDurableError` for anything else."""
+    function = _REGISTRY.get(function_path) if isinstance(function_path, str) else None
+    if function is None:
+        shown = function_path if isinstance(function_path, str) and len(function_path) <= 200 else "?"
+        raise NotDurableError(
+            f"{shown!a} is not a durable function of this process: declare it with "
+            "@durable_function, and import its module where the tasks run (the worker's "
+            "create_celery_app(imports=...))"
+        )
+    return function
+
+
+def durable_function_paths() -> tuple[str, ...]:
+    """The paths of every function declared durable in this process, sorted (a worker logs them)."""
+    with _REGISTRY_LOCK:
+        return tuple(sorted(_REGISTRY))
+
+
 def durable(function: Callable[..., object] | str, /, *args: Any, service: str | None = None,
             **kwargs: Any) -> DurableCall:
     """A durable task: ``function(*args, **kwargs)``, runnable by another process.
 
-    ``function``: a module-level function (or its path, ``"package.module:name"``): never a
-    lambda, a closure or a bound method, which another process cannot import. ``args`` and
-    ``kwargs``: JSON values (str, int, float, bool, None, lists, dicts with str keys) that come
-    back unchanged from JSON (a tuple would come back a list: pass a list). ``service``: the
-    remote service the task talks to (``"meta"``), so that it spills without spending budget
-    while that service's circuit breaker is open (``config.set_deferred_task_service_check``);
-    it is reserved here, so a function's own keyword argument cannot be called ``service``.
+    ``function``: a function declared with :func:`durable_function` (or its path,
+    ``"package.module:name"``). ``args`` and ``kwargs``: JSON values (str, int, float, bool,
+    None, lists, dicts with str keys) that come back unchanged from JSON (a tuple would come back
+    a list: pass a list). ``service``: the remote service the task talks to (``"meta"``), so that
+    it spills without spending budget while that service's circuit breaker is open
+    (``config.set_deferred_task_service_check``); it is reserved here, so a function's own
+    keyword argument cannot be called ``service``.
 
     Raises :class:`NotDurableError` (a TypeError) naming what cannot travel.
     """
@@ -115,29 +162,6 @@ def durable(function: Callable[..., object] | str, /, *args: Any, service: str |
     return call
 
 
-def load_function(function_path: str) -> Callable[..., object]:
-    """The function a path names (``"package.module:name"``): how a worker finds it again."""
-    module_name, _, attribute = function_path.partition(":")
-    if not module_name or not attribute:
-        raise NotDurableError(
-            f"a durable function path is 'package.module:function', got {function_path!r}"
-        )
-    try:
-        target: Any = importlib.import_module(module_name)
-    except ImportError as error:
-        raise NotDurableError(
-            f"durable function {function_path}: cannot import {module_name}: {error}"
-        ) from None
-    for part in attribute.split("."):
-        target = getattr(target, part, None)
-        if target is None:
-            raise NotDurableError(f"durable function {function_path}: {module_name} has no {attribute}")
-    if not callable(target):
-        raise NotDurableError(f"durable function {function_path} is not callable")
-    function: Callable[..., object] = target
-    return function
-
-
 def decode_payload(payload: str) -> tuple[list[Any], dict[str, Any]]:
     """``args`` and ``kwargs`` back from a spilled task's payload."""
     decoded = json.loads(payload)
@@ -147,9 +171,8 @@ def decode_payload(payload: str) -> tuple[list[Any], dict[str, Any]]:
     return decoded[0], decoded[1]
 
 
-def _resolve(function: Callable[..., object] | str) -> tuple[Callable[..., object], str]:
-    if isinstance(function, str):
-        return load_function(function), function
+def _path_of(function: Callable[..., object]) -> str:
+    """``"module:qualname"`` of a module-level function; NotDurableError for anything else."""
     if not callable(function):
         raise NotDurableError(f"a durable task's function must be callable, got {type(function).__name__}")
     module = getattr(function, "__module__", None)
@@ -161,18 +184,30 @@ def _resolve(function: Callable[..., object] | str) -> tuple[Callable[..., objec
     if "<lambda>" in qualname or "<locals>" in qualname:
         raise NotDurableError(
             f"durable task function {module}.{qualname} is a lambda or a closure: another process cannot "
-            "import it; use a module-level function and pass what it needs as JSON arguments"
+            "find it; use a module-level function and pass what it needs as JSON arguments"
         )
     if module == "__main__":
         raise NotDurableError(
-            f"durable task function {qualname} lives in __main__: a worker imports it under another "
+            f"durable task function {qualname} lives in __main__: a worker knows it under another "
             "name; move it to an importable module"
         )
-    path = f"{module}:{qualname}"
-    if load_function(path) is not function:
+    return f"{module}:{qualname}"
+
+
+def _resolve(function: Callable[..., object] | str) -> tuple[Callable[..., object], str]:
+    if isinstance(function, str):
+        return registered_function(function), function
+    path = _path_of(function)
+    registered = _REGISTRY.get(path)
+    if registered is None:
         raise NotDurableError(
-            f"durable task function {path} is not what that path imports (a bound method, a "
-            "decorated or replaced function?): use a module-level function"
+            f"durable task function {path} is not declared durable: decorate it with @durable_function "
+            "(from pyramid_deferred.durable), so that the worker may run it"
+        )
+    if registered is not function:
+        raise NotDurableError(
+            f"durable task function {path} is not the function declared under that path (a bound "
+            "method, a decorated or replaced function?): use the module-level function itself"
         )
     return function, path
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, ClassVar, TypeVar
 
 from pyramid_deferred.core.costs import CostModel
 from pyramid_deferred.core.durable import DurableCall, DurableHooks, ServiceDown
-from pyramid_deferred.core.log import NOTICE, deferred_task_logger
+from pyramid_deferred.core.log import NOTICE, deferred_task_logger, without_locals
 from pyramid_deferred.core.report import DECLARED, OBSERVED, TRIAL, Outcome, RunReport, TaskResult
 from pyramid_deferred.core.task import DeferredTask, check_name, default_name, is_finite, unchecked
 
@@ -577,7 +577,9 @@ class DeferredTaskRunner:
             outcome = _SPILLED
         else:
             outcome = Outcome.FAILED
-            self._logger.opt(exception=error).error("Deferred task {} failed after {:.3f}s", name, duration)
+            # A durable task's arguments are data (a buyer's e-mail): its traceback without locals.
+            trace = without_locals(error) if type(item.task) is DurableCall else error
+            self._logger.opt(exception=trace).error("Deferred task {} failed after {:.3f}s", name, duration)
         return TaskResult(name, item.priority, item.max_cost_seconds, outcome, duration, error, admitted_by)
 
     def _submit(

@@ -1,6 +1,9 @@
 """Durable tasks spill over to a distributed engine instead of being lost (framework-free).
 
-    from pyramid_deferred.durable import durable
+    from pyramid_deferred.durable import durable, durable_function
+
+    @durable_function
+    def send_purchase(order_id: str) -> None: ...
 
     request.deferred_task.defer(
         durable(send_purchase, order.id, service="meta"),
@@ -8,10 +11,12 @@
     )
 
 The fast path is unchanged: the task runs in this process after the response. It is *spilled*
-(handed to the engine, ``pyramid_deferred.celery``) when the budget or the hard limit skips it,
-when it raises, when its service is known to be down, or when the process stops with it still
-queued. Each spilled task carries an idempotency key; the engine's worker claims the key before
-it runs the task, and so does the in-process run: a key that already ran is not run again.
+(handed to the engine, ``pyramid_deferred.celery``, as a signed message whose arguments are
+encrypted when a key is set) when the budget or the hard limit skips it, when it raises, when
+its service is known to be down, or when the process stops with it still queued. The engine's
+worker runs only functions declared with ``@durable_function``, and only signed messages. Each
+spilled task carries an idempotency key; the engine's worker claims the key before it runs the
+task, and so does the in-process run: a key that already ran is not run again.
 See docs/durable.md for the guarantees, reason by reason.
 """
 
@@ -25,8 +30,16 @@ from pyramid_deferred.core.durable import (
     ServiceDown,
     decode_payload,
     durable,
-    load_function,
+    durable_function,
+    durable_function_paths,
+    registered_function,
     spill_possible,
+)
+from pyramid_deferred.durable.message import (
+    ForgedMessage,
+    MessageCodec,
+    SealedMessage,
+    UndecryptablePayload,
 )
 from pyramid_deferred.durable.spill import (
     BrokerUnavailable,
@@ -49,7 +62,10 @@ __all__ = [
     "DurableCall",
     "DurableHooks",
     "DurableRun",
+    "ForgedMessage",
+    "MessageCodec",
     "NotDurableError",
+    "SealedMessage",
     "ServiceCheck",
     "ServiceDown",
     "SpillListener",
@@ -57,8 +73,11 @@ __all__ = [
     "SpillReason",
     "SpilledTask",
     "Spiller",
+    "UndecryptablePayload",
     "decode_payload",
     "durable",
-    "load_function",
+    "durable_function",
+    "durable_function_paths",
+    "registered_function",
     "spill_possible",
 ]

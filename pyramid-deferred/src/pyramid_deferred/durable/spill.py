@@ -1,5 +1,7 @@
-"""The spill-over: hand a durable task to the engine (Celery) instead of losing it; the
-idempotency keys that keep each task to one run (framework-free)."""
+"""The spill-over: hand a durable task to the engine (Celery) instead of losing it, as a sealed
+message (:mod:`pyramid_deferred.durable.message`); the idempotency keys that keep each task to
+one run (framework-free). Log lines name a task by key, name, function and reason, never by its
+arguments (a buyer's e-mail), and show a failure's traceback without local variables."""
 
 from __future__ import annotations
 
@@ -15,19 +17,20 @@ from pyramid_deferred.core.durable import (
     DurableCall,
     call_with_spill_possible,
 )
-from pyramid_deferred.core.log import NOTICE, deferred_task_logger
+from pyramid_deferred.core.log import NOTICE, deferred_task_logger, without_locals
 
 if TYPE_CHECKING:
     from loguru import Logger
 
     from pyramid_deferred.core.task import DeferredTask
+    from pyramid_deferred.durable.message import MessageCodec, SealedMessage
 
 ServiceCheck = Callable[[str], "float | None"]
 """``check(service)``: None while the service may be called; else the seconds until it may be
 retried (its circuit breaker's reset timeout, what is left of it)."""
 
 BROKER_DOWN_BACKOFF_SECONDS = 5.0
-"""After the broker failed once, spills fail at once (logged for replay) for this long: the
+"""After the broker failed once, spills fail at once (each named at ERROR) for this long: the
 request's other tasks never wait on a dead broker more than once."""
 DEFAULT_LEASE_SECONDS = 60.0
 
@@ -64,34 +67,20 @@ class SpilledTask:
     lease_seconds: float = DEFAULT_LEASE_SECONDS
     """How long one attempt may hold the key (the task's declared cost, with a margin)."""
 
-    def message(self) -> dict[str, object]:
-        return {
-            "key": self.key, "request_id": self.request_id, "name": self.name,
-            "function": self.function, "payload": self.payload, "reason": self.reason,
-            "lease_seconds": self.lease_seconds,
-        }
-
-    @classmethod
-    def from_message(cls, message: dict[str, object]) -> SpilledTask:
-        return cls(
-            key=str(message["key"]), request_id=str(message["request_id"]), name=str(message["name"]),
-            function=str(message["function"]), payload=str(message["payload"]),
-            reason=str(message.get("reason", "")),
-            lease_seconds=float(message.get("lease_seconds", DEFAULT_LEASE_SECONDS)),  # type: ignore[arg-type]
-        )
-
-    def replay(self) -> str:
-        """Everything needed to replay it by hand, for an ERROR line."""
-        return f"key={self.key} function={self.function} payload={self.payload}"
+    def describe(self) -> str:
+        """Which task this is, for a log line: never its arguments."""
+        return f"key={self.key} name={self.name} function={self.function} reason={self.reason}"
 
 
 class Spiller(Protocol):
-    """The engine's side: take one task, or raise :class:`BrokerUnavailable` within a bounded time."""
+    """The engine's side: take one sealed message, or raise :class:`BrokerUnavailable` within a
+    bounded time. A message is sent as it is, whoever sealed it (a spill now, an outbox's sweep
+    or a dead letter's replay later): its ``key`` names it to the engine."""
 
     engine: str
     """Its name in log lines ("Celery")."""
 
-    def send(self, task: SpilledTask) -> None: ...
+    def send(self, message: SealedMessage, *, countdown: float = 0.0) -> None: ...
 
 
 class Claim(StrEnum):
@@ -120,13 +109,15 @@ SpillListener = Callable[[SpilledTask, bool], object]
 
 
 class SpillOver:
-    """One per application: the engine, the idempotency keys and the service check."""
+    """One per application: the engine, the message codec (its keys), the idempotency keys and
+    the service check."""
 
     def __init__(
         self,
         spiller: Spiller,
         claims: Claims | None = None,
         *,
+        codec: MessageCodec,
         service_check: ServiceCheck | None = None,
         logger: Logger = deferred_task_logger,
         clock: Callable[[], float] = time.monotonic,
@@ -134,6 +125,7 @@ class SpillOver:
     ) -> None:
         self.spiller = spiller
         self.claims = claims
+        self.codec = codec
         self.service_check = service_check
         self.logger = logger
         self.clock = clock
@@ -147,29 +139,31 @@ class SpillOver:
         return DurableRun(self, request_id)
 
     def send(self, task: SpilledTask, *, error: BaseException | None = None, detail: str = "") -> bool:
-        """Hand ``task`` to the engine; log it either way. False when the broker did not take it."""
+        """Seal ``task`` and hand it to the engine; log it either way. False when the broker did
+        not take it."""
         now = self.clock()
         try:
             if now < self._broker_down_until:
                 raise BrokerUnavailable(f"{self._broker_down_reason} (not retried for a few seconds)")
-            self.spiller.send(task)
+            self.spiller.send(self.codec.seal(task), countdown=task.countdown)
         except BrokerUnavailable as why:
             with self._lock:
                 if now >= self._broker_down_until:
                     self._broker_down_until = now + self.broker_down_backoff_seconds
                     self._broker_down_reason = str(why)
             self.logger.error(
-                "Deferred task {} ({}{}) could not spill to {}: {}; it is LOST unless replayed: {}",
+                "Deferred task {} ({}{}) could not spill to {}: {}; it is LOST: {}",
                 task.name, task.reason, f", {detail}" if detail else "", self.spiller.engine, why,
-                task.replay(),
+                task.describe(),
             )
             self._notify(task, False)
             return False
-        level = "WARNING" if task.reason == SpillReason.FAILED else NOTICE
-        self.logger.opt(exception=error if task.reason == SpillReason.FAILED else None).log(
-            level, "Spilled deferred task {} to {} ({}{}) as {}{}",
+        trace = without_locals(error) if task.reason == SpillReason.FAILED and error is not None else None
+        self.logger.opt(exception=trace).log(
+            "WARNING" if task.reason == SpillReason.FAILED else NOTICE,
+            "Spilled deferred task {} to {} ({}{}) as {} ({}){}",
             task.name, self.spiller.engine, task.reason, f": {detail}" if detail else "", task.key,
-            f", first attempt in {task.countdown:.1f}s" if task.countdown else "",
+            task.function, f", first attempt in {task.countdown:.1f}s" if task.countdown else "",
         )
         self._notify(task, True)
         return True

@@ -1,12 +1,16 @@
-"""Durable tasks without a broker: durable() refuses what cannot travel, at the call; the runner
-spills (through a fake spiller and an in-memory key store) instead of skipping or failing; the
-ledger balances for any mix of tasks and outcomes (a property test)."""
+"""Durable tasks without a broker: durable() refuses what cannot travel (or was not declared with
+@durable_function), at the call; the runner spills (through a fake spiller and an in-memory key
+store) instead of skipping or failing; the ledger balances for any mix of tasks and outcomes (a
+property test); log lines name a spilled task without its arguments or a traceback's locals."""
 
 from __future__ import annotations
+
+import io
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from loguru import logger
 
 from pyramid_deferred import testing as fx
 from pyramid_deferred.core import DeferredTaskRunner, Outcome
@@ -16,14 +20,16 @@ from pyramid_deferred.durable import (
     SpillOver,
     decode_payload,
     durable,
+    durable_function,
 )
+from pyramid_deferred.testing import TEST_CODEC as CODEC
 from pyramid_deferred.testing import FakeClock, FakeSpiller, MemoryClaims
 
 
 def runner_with_spill(*, budget: float = 10.0, down: dict[str, float] | None = None):
     clock = FakeClock()
     spiller, claims = FakeSpiller(), MemoryClaims()
-    spill_over = SpillOver(spiller, claims, service_check=(down or {}).get, clock=clock)
+    spill_over = SpillOver(spiller, claims, codec=CODEC, service_check=(down or {}).get, clock=clock)
     runner = DeferredTaskRunner(budget_seconds=budget, clock=clock)
     runner.durable = spill_over.for_request("req-1")
     return runner, spiller, claims, clock
@@ -36,7 +42,7 @@ def test_durable_refuses_a_lambda_a_closure_and_a_bound_method_naming_the_proble
         durable(lambda: None)
     with pytest.raises(NotDurableError, match="lambda or a closure"):
         durable(closure)
-    with pytest.raises(NotDurableError, match="not what that path imports"):
+    with pytest.raises(NotDurableError, match="is not declared durable: decorate it with @durable_function"):
         durable(FakeSpiller().send, 1)
 
 
@@ -121,8 +127,10 @@ def test_broker_down_the_task_keeps_its_usual_outcome_and_is_logged_for_replay()
     runner.defer(durable(fx.record_durable, "o-10"), max_cost_seconds=5, name="manago.purchase")
     report = runner.run()
     assert report.skipped == ("meta.purchase", "manago.purchase") and report.balanced
-    assert len(errors) == 2 and all("LOST unless replayed: key=req-1:" in e for e in errors)
-    assert '"o-9"' in errors[0] and "not retried for a few seconds" in errors[1]  # no second wait
+    assert len(errors) == 2 and all("it is LOST: key=req-1:" in e for e in errors)
+    assert "function=pyramid_deferred.testing:record_durable reason=skipped" in errors[0]
+    assert "o-9" not in errors[0] and "o-10" not in errors[1]  # the arguments are never logged
+    assert "not retried for a few seconds" in errors[1]  # no second wait
 
 
 class _Recorder:
@@ -178,7 +186,8 @@ def test_a_batch_still_queued_at_shutdown_spills_its_durable_tasks_and_names_the
     runner = DeferredTaskRunner()
     runner.defer(lambda: None, max_cost_seconds=1, name="plain.flush")
     runner.defer(durable(fx.record_durable, 5), max_cost_seconds=1, name="meta.purchase")
-    batch = RequestBatch(runner, request_id="req-stop", spill_over=SpillOver(spiller, MemoryClaims()),
+    spill_over = SpillOver(spiller, MemoryClaims(), codec=CODEC)
+    batch = RequestBatch(runner, request_id="req-stop", spill_over=spill_over,
                          observers=(lambda batch, report: reports.append(report),))
     assert batch.abandon() == ["plain.flush"]
     sent = [(t.name, t.reason, t.request_id) for t in spiller.sent]
@@ -186,3 +195,28 @@ def test_a_batch_still_queued_at_shutdown_spills_its_durable_tasks_and_names_the
     [report] = reports
     assert report.spilled == ("meta.purchase",) and report.discarded == ("plain.flush",) and report.balanced
     assert batch.run_once() is None  # decided: it never runs after being abandoned
+
+
+@durable_function
+def send_to(email: str) -> None:
+    """A durable function whose failure would show its argument in loguru's diagnose output."""
+    raise RuntimeError("the mail service refused the address") if email else ValueError("no address")
+
+
+def test_a_failed_durable_task_spills_with_a_traceback_but_never_its_arguments_or_locals():
+    """loguru's default sink settings (``diagnose=True``) print the value of every variable on a
+    traceback's lines: the spill's WARNING must not hand them the frames."""
+    output = io.StringIO()
+    sink = logger.add(output, level="DEBUG", diagnose=True, backtrace=True, colorize=False)
+    try:
+        runner, spiller, _, _ = runner_with_spill()
+        runner.defer(durable(send_to, "ewa.nowak@example.com"), max_cost_seconds=1, name="mail.welcome")
+        assert runner.run().spilled == ("mail.welcome",)
+    finally:
+        logger.remove(sink)
+    text = output.getvalue()
+    assert "Spilled deferred task mail.welcome to FakeEngine (failed" in text
+    assert "test_durable:send_to" in text  # the function, by name
+    assert "Traceback (most recent call last)" in text and "RuntimeError: the mail service refused" in text
+    assert "ewa.nowak" not in text
+    assert spiller.sent[0].payload == '[["ewa.nowak@example.com"],{}]'  # it travelled, sealed

@@ -19,7 +19,7 @@ from pyramid_deferred.core import DeferredTaskRunner, RunReport
 from pyramid_deferred.core.handoff import HandOffWorker
 from pyramid_deferred.durable import SpillOver, durable
 from pyramid_deferred.lifecycle import ProcessStop, _exit_on_sigterm, install_shutdown
-from pyramid_deferred.testing import FakeSpiller, MemoryClaims
+from pyramid_deferred.testing import TEST_CODEC, FakeSpiller, MemoryClaims
 from pyramid_deferred.watchdog import Watchdog
 
 HOUR = 3600.0
@@ -50,7 +50,7 @@ class App:
         self.live: set[RequestBatch] = set()
         self.stop = ProcessStop(self.worker, self.watchdog, self.live, grace_seconds=grace)
         self.spiller = FakeSpiller()
-        self.spill_over = SpillOver(self.spiller, MemoryClaims())
+        self.spill_over = SpillOver(self.spiller, MemoryClaims(), codec=TEST_CODEC)
         self.reports: list[RunReport] = []
         self.executor = executor
         self.release = threading.Event()
