@@ -171,8 +171,8 @@ def _check_answer(response: httpx.Response) -> Verdict | None:
         return Verdict(Outcome.FAILED, "HTTP 200 without a JSON answer")
     if not isinstance(answer, dict) or "success" not in answer:
         return Verdict(Outcome.FAILED, "HTTP 200 without a success flag")
-    if answer["success"] is not True:
-        return Verdict(Outcome.REJECTED, f"success=false: {answer.get('message')!r}")
+    if answer["success"] is not True:  # not its message: it may quote the contact's e-mail
+        return Verdict(Outcome.REJECTED, f"success=false ({len(response.content)} bytes)")
     return None
 
 
@@ -247,8 +247,9 @@ class ManagoService:
         upsert, event = self.upsert_payload(purchase), self.payload(purchase)
         credentials = self._credentials
         if credentials is None:
-            self._delivery.dry_run("upsert", upsert)
-            return self._delivery.dry_run("purchase", event)
+            subject = f"order {purchase.order_id}"
+            self._delivery.dry_run("upsert", upsert, subject=f"the buyer's contact of {subject}")
+            return self._delivery.dry_run("purchase", event, subject=subject)
         outcome = self._post(credentials, "upsert", UPSERT_PATH, upsert)
         if outcome is not Outcome.SENT:
             return outcome

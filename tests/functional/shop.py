@@ -9,6 +9,9 @@ from webtest import TestApp
 
 from app.shop.orders import ACCEPTED_CARD, DECLINED_CARD
 
+ORIGIN = "https://shop.example"
+"""The shop's public origin in these tests (``app.public_origin``): not WebTest's Host (localhost),
+so that a URL built from the Host header would show."""
 CLIENT_IP = "203.0.113.7"
 USER_AGENT = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
 BROWSER = {"REMOTE_ADDR": CLIENT_IP, "HTTP_USER_AGENT": USER_AGENT}
