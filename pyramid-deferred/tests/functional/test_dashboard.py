@@ -243,8 +243,8 @@ def test_a_token_too_short_is_refused_without_being_shown():
     {TOKEN_HEADER: ""},
     {"Authorization": "Bearer "},
     {"Authorization": "Bearer"},
-], ids=["none", "wrong", "prefix", "non-ascii", "basic-auth", "raw-token-cookie", "bad-cookie", "empty-header",
-        "empty-bearer", "bare-bearer"])
+], ids=["none", "wrong", "prefix", "non-ascii", "basic-auth", "raw-token-cookie", "bad-cookie",
+        "empty-header", "empty-bearer", "bare-bearer"])
 def test_without_the_token_the_page_and_the_data_are_403_never_500(make_app, headers):
     app = make_app({"dashboard.token": TOKEN})
     app.get("/shop/")

@@ -214,7 +214,8 @@ def test_a_request_without_any_token_is_a_plain_403_and_counts_for_nothing(make_
 
 
 @pytest.mark.parametrize("empty", [
-    {TOKEN_HEADER: ""}, {"Authorization": "Bearer "}, {"Authorization": "Bearer"}, {"Authorization": "bearer  "},
+    {TOKEN_HEADER: ""}, {"Authorization": "Bearer "}, {"Authorization": "Bearer"},
+    {"Authorization": "bearer  "},
 ], ids=["empty-header", "empty-bearer", "bare-bearer", "blank-bearer"])
 def test_an_empty_token_is_a_wrong_token(make_app, empty):
     app = make_app(**{"dashboard.max_failures_per_client": "1"})

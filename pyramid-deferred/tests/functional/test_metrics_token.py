@@ -65,7 +65,7 @@ def test_without_a_token_the_endpoint_is_open(make_app):
 
 
 def test_a_guessable_token_stops_start_up_and_the_token_is_in_no_repr(make_app):
-    with pytest.raises(ConfigError, match="metrics.token") as raised:
+    with pytest.raises(ConfigError, match=r"metrics\.token") as raised:
         make_app(**{"metrics.token": "metrics-password"})
     assert "metrics-password" not in str(raised.value)
     settings = load(MetricsSettings, {"metrics.token": TOKEN}, {})

@@ -29,7 +29,8 @@ CASES = [
     for kind, raw in INVALID.items()
 ]
 BAD_SECRETS = {
-    parse_broker_url: ("sometimes", "-1", "http://user:pw-in-url@host/0", "redis://:pw in space@h", "9" * 400),
+    parse_broker_url: ("sometimes", "-1", "http://user:pw-in-url@host/0", "redis://:pw in space@h",
+                       "9" * 400),
     parse_token: ("sometimes", "-1", "with spaces in the token 1234", "aaaaaaaaaaaaaaaa", "password12345678",
                   "Passw0rd-Passw0rd", "0123456789abcdef", "9" * 400, "x" * 513),
 }
