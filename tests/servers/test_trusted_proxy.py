@@ -121,8 +121,9 @@ def test_meta_gets_the_public_origin_s_url_and_waitress_takes_the_client_from_th
 
     assert send("GET", "/products/wool-hat?email=jane%40example.com&utm_source=news", headers).status == 200
 
-    [event] = poll(lambda: meta_events(httpserver, "ViewContent"), timeout=10) or [None]
-    assert event is not None, "no ViewContent reached the stub"
+    events = poll(lambda: meta_events(httpserver, "ViewContent"), timeout=10)
+    assert events, "no ViewContent reached the stub"
+    [event] = events
     assert event["event_source_url"] == f"{ORIGIN}/products/wool-hat?utm_source=news"
     # gunicorn does not take the client's address from X-Forwarded-For (docs: PROXY protocol)
     expected_client = PROXY_CLIENT if name == "waitress" else HOST
