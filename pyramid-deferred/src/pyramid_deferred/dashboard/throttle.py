@@ -8,6 +8,7 @@ fall in it, the key is throttled until the window ends, whatever it sends. Time 
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 
@@ -19,35 +20,38 @@ class Window:
 
 class Throttle:
     """Windows of failures per key; memory stays bounded by ``max_keys`` (expired windows first,
-    then the oldest ones, are dropped)."""
+    then the oldest ones, are dropped). Safe to use from the server's threads."""
 
     def __init__(self, *, limit: int, window_seconds: float, max_keys: int) -> None:
         self.limit = limit
         self.window_seconds = window_seconds
         self.max_keys = max_keys
         self._windows: dict[str, Window] = {}
+        self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self._windows)
 
     def retry_after(self, key: str, now: float) -> float | None:
         """Seconds until ``key`` may try again, or None when it may now."""
-        window = self._windows.get(key)
-        if window is None or window.failures < self.limit:
-            return None
-        left = window.opened_at + self.window_seconds - now
-        return left if left > 0 else None
+        with self._lock:
+            window = self._windows.get(key)
+            if window is None or window.failures < self.limit:
+                return None
+            left = window.opened_at + self.window_seconds - now
+            return left if left > 0 else None
 
     def failed(self, key: str, now: float) -> bool:
         """Count one failure; True when it is the one that throttles ``key`` (once per window)."""
-        window = self._windows.get(key)
-        if window is None or now >= window.opened_at + self.window_seconds:
-            if window is None and len(self._windows) >= self.max_keys:
-                self._make_room(now)
-            self._windows.pop(key, None)  # re-inserted last: the dict's order is the windows' age
-            window = self._windows[key] = Window(opened_at=now)
-        window.failures += 1
-        return window.failures == self.limit
+        with self._lock:
+            window = self._windows.get(key)
+            if window is None or now >= window.opened_at + self.window_seconds:
+                if window is None and len(self._windows) >= self.max_keys:
+                    self._make_room(now)
+                self._windows.pop(key, None)  # re-inserted last: the dict's order is the windows' age
+                window = self._windows[key] = Window(opened_at=now)
+            window.failures += 1
+            return window.failures == self.limit
 
     def _make_room(self, now: float) -> None:
         for key, window in list(self._windows.items()):
