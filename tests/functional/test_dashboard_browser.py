@@ -353,3 +353,15 @@ def test_the_page_s_own_form_logs_in_and_its_button_logs_out(guarded_shop, brows
 
     wait(browser, lambda: browser.find_elements(By.NAME, "token"), "the logout did not end the login")
     assert not [c for c in browser.get_cookies() if c["name"] == "deferred_dashboard"]
+
+
+def test_an_open_page_whose_login_ends_shows_the_form_again(guarded_shop, browser):
+    browser.delete_all_cookies()
+    browser.get(f"http://{HOST}:{guarded_shop}/_deferred")
+    browser.find_element(By.NAME, "token").send_keys(TOKEN)
+    browser.find_element(By.CSS_SELECTOR, "form button").click()
+    wait(browser, lambda: browser.find_elements(By.ID, "live"), "the form did not log in")
+
+    browser.delete_cookie("deferred_dashboard")  # as when it expires: the next poll gets a 403
+
+    wait(browser, lambda: browser.find_elements(By.NAME, "token"), "the page never showed the form again")
