@@ -12,6 +12,7 @@ recognises it in a log record, however it was spelt.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 EMAIL = "Jane.Doe@Example.com"
 PHONE = "+48 601 234 567"
@@ -43,3 +44,36 @@ def personal_data_in(text: str, patterns: dict[str, re.Pattern[str]] = PATTERNS)
     """``kind: value`` of each piece of personal data in ``text``."""
     return [f"{kind}: {match.group()}"
             for kind, pattern in patterns.items() for match in pattern.finditer(text)]
+
+
+@dataclass(frozen=True)
+class KnownLeak:
+    """A log line known to carry personal data, whose fix belongs to another piece of work: its
+    records are counted apart (and reported) instead of failing the test that wrote them. Strict,
+    like ``xfail(strict=True)``: once its ``reproduced_by`` module has run, a session in which the
+    line no longer leaked fails, so that the entry is deleted with the fix."""
+
+    logger: str
+    """The record's module (``record["name"]``)."""
+    text: str
+    """A fixed part of the line's message."""
+    reproduced_by: str
+    """The test module whose run writes it."""
+    owner: str
+
+
+KNOWN_LEAKS = (
+    KnownLeak(
+        logger="pyramid_deferred.durable", text="it is LOST unless replayed",
+        reproduced_by="tests/servers/test_durable_spill.py",
+        owner="the durable tasks' own security (their payloads in spill and dead-letter lines)",
+    ),
+)
+
+
+def known_leak(where: str, text: str) -> KnownLeak | None:
+    """The entry a record matches (``where`` as the guard names it: ``loguru <module>:<line> ...``)."""
+    for leak in KNOWN_LEAKS:
+        if where.startswith(f"loguru {leak.logger}:") and leak.text in text:
+            return leak
+    return None

@@ -35,7 +35,7 @@ from loguru import logger
 from redis.connection import AbstractConnection
 
 from tests.integration.services import credentials
-from tests.personal_data import PATTERNS, personal_data_in
+from tests.personal_data import PATTERNS, KnownLeak, known_leak, personal_data_in
 
 SECRETS: tuple[str, ...] = (
     *credentials.SECRET_VALUES,
@@ -63,6 +63,9 @@ class SecretGuard:
     leaks: list[Leak] = field(default_factory=list)
     personal_data_leaks: list[Leak] = field(default_factory=list)
     """Each record that held a test customer's personal data: ``secrets`` names what was found."""
+    known_personal_data: Counter[KnownLeak] = field(default_factory=Counter)
+    """Records of ``tests/personal_data.KNOWN_LEAKS``'s lines, counted apart."""
+    test_files_run: set[str] = field(default_factory=set)
     records_seen: int = 0
     on_the_wire: Counter[str] = field(default_factory=Counter)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -79,7 +82,11 @@ class SecretGuard:
             if found:
                 self.leaks.append(Leak(where, found, text[:2000]))
             if personal:
-                self.personal_data_leaks.append(Leak(where, personal, text[:2000]))
+                known = known_leak(where, text)
+                if known is not None:
+                    self.known_personal_data[known] += 1
+                else:
+                    self.personal_data_leaks.append(Leak(where, personal, text[:2000]))
 
     def saw_on_the_wire(self, chunks: Iterable[bytes | str]) -> None:
         data = b"".join(c.encode("latin-1", "replace") if isinstance(c, str) else bytes(c) for c in chunks)
