@@ -25,6 +25,7 @@ from app.services import (
     MetaSettings,
     create_http_client,
 )
+from app.services.public_url import PublicOrigin
 from app.shop import Shop
 from config.logging import setup_logging
 from config.settings import AppSettings
@@ -126,6 +127,10 @@ class Container(containers.DeclarativeContainer):
     # it when each request starts (server threads are reused), and the request's first lookup
     # passes the visit: container.matomo_tracker(visit=MatomoVisit(...)).
     matomo_tracker = providers.ContextLocalSingleton(MatomoTracker, service=matomo)
+
+    # Where the shop's pages are, as visitors see them: the origin of every URL sent to Meta and
+    # Matomo (app/services/public_url.py), never the request's Host header.
+    public_origin = providers.Singleton(PublicOrigin, config.app.public_origin)
 
     # --- The example shop (app/shop), in memory ---
     shop = providers.ThreadSafeSingleton(Shop)

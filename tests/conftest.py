@@ -54,13 +54,18 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
 
 
 @pytest.fixture(autouse=True)
-def no_secret_in_any_log_line() -> Iterator[None]:
-    """Fails the test during which a test secret reached a log record (loguru or stdlib)."""
-    before = len(GUARD.leaks)
+def no_secret_in_any_log_line(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fails the test during which a test secret, or a test customer's personal data, reached a log
+    record (loguru or stdlib)."""
+    before, personal_before = len(GUARD.leaks), len(GUARD.personal_data_leaks)
     yield
     leaks = GUARD.leaks[before:]
     assert not leaks, "secret values reached the logs:\n" + "\n".join(
         f"{leak.where}: {leak.secrets} in {leak.text[:300]!r}" for leak in leaks
+    )
+    personal = GUARD.personal_data_leaks[personal_before:]
+    assert not personal, "personal data reached the logs:\n" + "\n".join(
+        f"{leak.where}: {leak.secrets} in {leak.text[:300]!r}" for leak in personal
     )
 
 

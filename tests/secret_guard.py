@@ -1,4 +1,5 @@
-"""A session-wide watch: no test secret in any log line or logged exception, and proof they were used.
+"""A session-wide watch: no test secret and no test customer's personal data in any log line or
+logged exception, and proof the secrets were used.
 
 Installed by ``tests/conftest.py`` when pytest starts, for the whole run:
 
@@ -11,8 +12,10 @@ Installed by ``tests/conftest.py`` when pytest starts, for the whole run:
   secret, the requests that carried it: a check that found nothing is only worth something if the
   secrets were on the wire during the run.
 
-``tests/conftest.py`` fails the test during which a leak was seen, and a last test
-(``tests/reliability/test_secrets_session.py``) asserts the totals.
+Personal data is recognised by ``tests/personal_data.py``'s patterns (the test customers'
+e-mails, phone numbers, names and IP addresses, however spelt). ``tests/conftest.py`` fails the
+test during which a leak was seen, and a last test (``tests/reliability/test_secrets_session.py``)
+asserts the totals.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import traceback
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from re import Pattern
 from typing import Any
 
 import httpx
@@ -31,6 +35,7 @@ from loguru import logger
 from redis.connection import AbstractConnection
 
 from tests.integration.services import credentials
+from tests.personal_data import PATTERNS, personal_data_in
 
 SECRETS: tuple[str, ...] = (
     *credentials.SECRET_VALUES,
@@ -55,7 +60,10 @@ class Leak:
 @dataclass
 class SecretGuard:
     secrets: tuple[str, ...] = SECRETS
+    personal_data: dict[str, Pattern[str]] = field(default_factory=lambda: dict(PATTERNS))
     leaks: list[Leak] = field(default_factory=list)
+    personal_data_leaks: list[Leak] = field(default_factory=list)
+    """Each record that held a test customer's personal data: ``secrets`` names what was found."""
     records_seen: int = 0
     on_the_wire: Counter[str] = field(default_factory=Counter)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -66,10 +74,13 @@ class SecretGuard:
 
     def check(self, where: str, text: str) -> None:
         found = [secret for secret in self.secrets if secret in text]
+        personal = personal_data_in(text, self.personal_data)
         with self._lock:
             self.records_seen += 1
             if found:
                 self.leaks.append(Leak(where, found, text[:2000]))
+            if personal:
+                self.personal_data_leaks.append(Leak(where, personal, text[:2000]))
 
     def saw_on_the_wire(self, chunks: Iterable[bytes | str]) -> None:
         data = b"".join(c.encode("latin-1", "replace") if isinstance(c, str) else bytes(c) for c in chunks)

@@ -96,6 +96,14 @@ class Signal:
     def task_name(self) -> str:
         return f"{SERVICE}.{self.type.value}"
 
+    @property
+    def subject(self) -> str:
+        """What a log line may say of it: the item and the customer id (the anonymous visitor id
+        is a digest of a session cookie, left out)."""
+        parts = [f"item {self.item_id}" if self.item_id else "",
+                 f"customer {self.user_id}" if self.user_id else ""]
+        return ", ".join(part for part in parts if part) or "an anonymous visitor"
+
     def to_json(self) -> dict[str, object]:
         fields = {
             "type": self.type.value,
@@ -128,7 +136,7 @@ class AdvisableAIService:
         body = signal.to_json()
         url, key = self._settings.signals_url, self._settings.api_key
         if url is None or key is None:
-            return self._delivery.dry_run(signal.type.value, body)
+            return self._delivery.dry_run(signal.type.value, body, subject=signal.subject)
         return self._delivery.post_json(
             signal.type.value, url, body, headers={"Authorization": f"Bearer {key.reveal()}"}
         )

@@ -4,6 +4,11 @@ This is the part every integration shares, so each service only builds its paylo
 task calling :meth:`Delivery.post_json` never raises for the faults to be expected from a
 remote service (timeouts, refused connections, error statuses); it logs them, with the
 service's name, and returns an :class:`Outcome`.
+
+What a line says is fixed here, and it holds no personal data: a dry-run names what it would
+have sent (the event, the order or customer id the service gives as ``subject``) and its size,
+never the payload; a failure names the status, the reply's size and its numeric error codes,
+never the reply's text, which may quote what it was sent (a buyer's e-mail).
 """
 
 from __future__ import annotations
@@ -26,7 +31,11 @@ CHANNEL = "INTEGRATIONS"
 # Building and encoding a payload, classifying the answer, writing a log line: well under
 # this on any machine that can serve the request in the first place.
 LOCAL_WORK_SECONDS = 0.1
-SNIPPET_CHARS = 300
+ERROR_CODE_KEYS = ("code", "error_code", "error_subcode", "subcode", "status")
+"""Numeric fields of a JSON error reply worth logging (Meta's ``code``/``error_subcode``): numbers
+only, so nothing the reply quotes can come along."""
+MAX_ERROR_CODE = 10**9
+"""Larger numbers are not error codes (a phone number would be one): left out."""
 # A busy or rate-limiting service is not our payload's fault: counted as failures.
 RETRYABLE_CLIENT_STATUSES = frozenset({408, 429})
 
@@ -76,13 +85,13 @@ class Delivery:
         breaker's bookkeeping (zero in memory, bounded Redis round trips otherwise)."""
         return self._timeouts.deadline + self._breaker.overhead_seconds + LOCAL_WORK_SECONDS
 
-    def dry_run(self, action: str, payload: JsonObject) -> Outcome:
-        """Log what would be sent; ``payload`` must be the secret-free part of the request."""
+    def dry_run(self, action: str, payload: JsonObject, *, subject: str) -> Outcome:
+        """Log that ``payload`` would be sent: ``subject`` (``event <id>``, ``order <id>``: never
+        a contact detail) and its size, not its content."""
+        size = len(json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode())
         self._log.info(
-            "{}.{} dry-run (no credentials configured), not sent: {}",
-            self._service,
-            action,
-            json.dumps(payload, sort_keys=True, ensure_ascii=False),
+            "{}.{} dry-run (no credentials configured), not sent: {}, {} bytes",
+            self._service, action, subject, size,
         )
         return Outcome.DRY_RUN
 
@@ -134,9 +143,9 @@ class Delivery:
             return Verdict(Outcome.FAILED, f"{type(exc).__name__}: {exc}")
         status = response.status_code
         if status >= 500 or status in RETRYABLE_CLIENT_STATUSES:
-            return Verdict(Outcome.FAILED, f"HTTP {status}: {self._snippet(response)}")
+            return Verdict(Outcome.FAILED, reply_summary(response))
         if not 200 <= status < 300:
-            return Verdict(Outcome.REJECTED, f"HTTP {status}: {self._snippet(response)}")
+            return Verdict(Outcome.REJECTED, reply_summary(response))
         verdict = check(response) if check is not None else None
         return verdict or Verdict(Outcome.SENT, f"HTTP {status}")
 
@@ -155,8 +164,25 @@ class Delivery:
                 reason,
             )
 
-    def _snippet(self, response: httpx.Response) -> str:
-        """The start of the answer, for the log; masked before it is cut, so that no
-        fragment of an echoed secret survives."""
-        text = self._redact(" ".join(response.text.split()))
-        return text[:SNIPPET_CHARS] + ("..." if len(text) > SNIPPET_CHARS else "")
+
+def reply_summary(response: httpx.Response) -> str:
+    """``HTTP 400, 312 bytes (code 100, error_subcode 2804003)``: the status, the size and the
+    numeric error codes of a JSON reply, at the top level or under ``error``."""
+    summary = f"HTTP {response.status_code}, {len(response.content)} bytes"
+    codes = error_codes(response)
+    return f"{summary} ({', '.join(f'{key} {value}' for key, value in codes)})" if codes else summary
+
+
+def error_codes(response: httpx.Response) -> list[tuple[str, int]]:
+    try:
+        answer = response.json()
+    except ValueError:
+        return []
+    if not isinstance(answer, dict):
+        return []
+    found = []
+    for where in (answer, answer.get("error")):
+        if isinstance(where, dict):
+            found += [(key, where[key]) for key in ERROR_CODE_KEYS
+                      if type(where.get(key)) is int and abs(where[key]) < MAX_ERROR_CODE]
+    return found

@@ -17,7 +17,7 @@ import string
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from urllib.parse import urlencode
+from urllib.parse import parse_qsl, urlencode
 
 import httpx
 
@@ -186,7 +186,7 @@ class MatomoService:
         body: dict[str, object] = {"requests": list(requests)}
         url, token = self._settings.tracking_url, self._settings.token_auth
         if url is None or token is None:
-            return self._delivery.dry_run("flush", body)
+            return self._delivery.dry_run("flush", body, subject=_bulk_subject(requests))
         return self._delivery.post_json(
             "flush", url, {**body, "token_auth": token.reveal()}, check=_check_answer
         )
@@ -284,9 +284,19 @@ def _check_answer(response: httpx.Response) -> Verdict | None:
     except ValueError:
         return None
     invalid = answer.get("invalid") if isinstance(answer, dict) else None
-    if isinstance(invalid, int) and invalid > 0:
-        return Verdict(Outcome.REJECTED, f"{invalid} invalid tracking request(s): {answer!r}")
+    if isinstance(invalid, int) and invalid > 0:  # the counts only: the answer may quote a request
+        tracked = answer.get("tracked")
+        of = f" ({tracked} tracked)" if isinstance(tracked, int) else ""
+        return Verdict(Outcome.REJECTED, f"{invalid} invalid tracking request(s){of}")
     return None
+
+
+def _bulk_subject(requests: Sequence[str]) -> str:
+    """What a bulk request holds, for its dry-run line: how many calls, and the orders among them
+    (ids, never a URL: its query may hold anything)."""
+    orders = [value for request in requests for key, value in parse_qsl(request.removeprefix("?"))
+              if key == "ec_id"]
+    return f"{len(requests)} tracking request(s)" + (f", order {', '.join(orders)}" if orders else "")
 
 
 def _number(amount: float) -> str:

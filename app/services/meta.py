@@ -242,7 +242,7 @@ class MetaConversionsService:
         body = self.payload(event)
         url, token = self._settings.events_url, self._settings.access_token
         if url is None or token is None:
-            return self._delivery.dry_run(event.event_name.action, body)
+            return self._delivery.dry_run(event.event_name.action, body, subject=f"event {event.event_id}")
         return self._delivery.post_json(
             event.event_name.action, url, {**body, "access_token": token.reveal()}
         )

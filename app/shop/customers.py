@@ -21,7 +21,7 @@ class Customer:
     id: str
     email: str = field(repr=False)
     phone: str | None = field(default=None, repr=False)
-    name: str = ""
+    name: str = field(default="", repr=False)
 
 
 def normalise_email(raw: str) -> str:

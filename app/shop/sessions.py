@@ -148,14 +148,20 @@ class Sessions:
         return len(self._sessions)
 
     def open(self, token: str | None) -> ShopSession:
-        """The session of a well-formed token (a new one for a token this process never saw),
-        or a new session with a new token."""
-        if token is None or not is_token(token):
-            token = new_token()
+        """The session of a token this shop issued and still holds; for any other token (one the
+        client made up, or planted in a victim's browser, or one forgotten), a new session under a
+        new token: the shop never adopts a token it did not issue."""
         with self._lock:
-            session = self._sessions.pop(token, None) or ShopSession(token)
+            known = self._sessions.pop(token, None) if token is not None and is_token(token) else None
+            session = known or ShopSession(new_token())
             self._store(session)
             return session
+
+    def end(self, token: str | None) -> bool:
+        """Forget the session of ``token`` (a logout): the token is worthless from now on. False
+        when there was none."""
+        with self._lock:
+            return token is not None and self._sessions.pop(token, None) is not None
 
     def rotate(self, session: ShopSession) -> ShopSession:
         """The same state under a new token (at sign-in: a token known before it is worthless)."""

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 from pyramid.config import Configurator
+from pyramid.events import NewResponse
+
+from app.views.security_headers import add_security_headers
 
 
 def includeme(config: Configurator) -> None:
@@ -23,6 +26,8 @@ def includeme(config: Configurator) -> None:
     config.add_route("bookmark", "/api/bookmarks/{product_id}")
     config.add_route("rating", "/api/ratings/{product_id}")
     config.add_route("customers", "/api/customers")
+    config.add_route("logout", "/api/logout")
     config.add_route("checkout", "/api/checkout")
+    config.add_subscriber(add_security_headers, NewResponse)
     config.scan("app.views")
 

@@ -8,7 +8,7 @@ from pyramid.view import view_config
 
 from app.services import MetaEventName
 from app.shop.customers import AlreadyRegistered
-from app.views.front import ApiError, FrontController
+from app.views.front import SESSION_COOKIE, ApiError, FrontController
 from app.views.layout import api_form, escape
 
 
@@ -17,7 +17,8 @@ class CustomerController(FrontController):
     def form(self) -> Response:
         customer = self.customer
         if customer is not None:
-            return self.page("Register", f"<p>You are signed in as {escape(customer.email)}.</p>")
+            signed_in = f"<p>You are signed in as {escape(customer.email)}.</p>"
+            return self.page("Register", signed_in + api_form("/api/logout", "Log out"))
         fields = (
             '<p><input name="email" type="email" required placeholder="E-mail" aria-label="E-mail"> '
             '<input name="phone" placeholder="Phone (optional)" aria-label="Phone"> '
@@ -44,3 +45,12 @@ class CustomerController(FrontController):
         self.track_event("customer", "register")
         self.request.response.status_int = 201
         return {"customer": customer.id, "email": customer.email, "meta_event_id": event_id}
+
+    @view_config(route_name="logout", request_method="POST", renderer="json")
+    def logout(self) -> dict[str, object]:
+        """Sign out: the session ends on the server (its token is worthless from now on) and the
+        browser drops the cookie. JSON only, like every API call: no other site can post it."""
+        self.json_body()
+        self.shop.sessions.end(self.cookie(SESSION_COOKIE))
+        self.request.response.delete_cookie(SESSION_COOKIE, path="/")
+        return {"signed_in": False}

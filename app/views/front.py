@@ -13,7 +13,7 @@ import time
 import uuid
 from functools import cached_property
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from loguru import logger
 from pyramid.exceptions import URLDecodeError
@@ -37,11 +37,12 @@ from app.services import (
 )
 from app.services.matomo import is_page_view_id, new_page_view_id
 from app.services.meta import fbc_from_fbclid, valid_fb_cookie
+from app.services.public_url import PublicOrigin, referrer_url
 from app.shop import Shop
 from app.shop.catalogue import Product
 from app.shop.customers import Customer
 from app.shop.sessions import ShopSession, is_visitor_key, new_visitor_key
-from app.views import layout
+from app.views import layout, request_text
 from containers import Container
 
 CRITICAL = DeferredTaskRunner.PRIORITY_CRITICAL
@@ -61,7 +62,6 @@ FBC_MAX_AGE_SECONDS = 90 * 24 * 3600
 # Sent by the page's script with each API call: the pv_id of the page the call was made from.
 PAGE_VIEW_HEADER = "X-Matomo-Pv-Id"
 API_PREFIX = "/api/"
-MAX_PAGE_URL_CHARS = 2048
 MATOMO_FLUSH = "matomo.flush"
 MIN_STARS, MAX_STARS = 1, 5
 MAX_JSON_DEPTH = 16
@@ -197,41 +197,30 @@ class FrontController:
         """An HTML page of the shop, as opposed to a call to its JSON API made by a page."""
         return not is_api_path(self.request.environ)
 
+    @property
+    def public_origin(self) -> PublicOrigin:
+        origin: PublicOrigin = self.container.public_origin()
+        return origin
+
     @cached_property
     def page_url(self) -> str:
         """The URL in the browser's address bar, which Meta's ``event_source_url`` and Matomo's
-        ``url`` want: a page's own URL; for an API call, its ``page_url`` body field or else its
-        Referer, when same-origin and sane; the request's URL only when nothing better."""
-        request_url: str = self.request.url
-        if self.is_page_request:
-            return request_url
-        for candidate in (self._body_page_url(), self.request.referer):
-            url = self.same_origin_url(candidate)
-            if url is not None:
-                return url
-        return request_url
+        ``url`` want, on the configured public origin (never the Host header) and with only the
+        campaign parameters of its query: a page's own path; for an API call, its ``page_url`` body
+        field or else its Referer, when on that origin; the API call's path when nothing better."""
+        origin = self.public_origin
+        if not self.is_page_request:
+            for candidate in (self._body_page_url(), self.request.referer):
+                url = origin.same_origin_url(candidate)
+                if url is not None:
+                    return url
+        return origin.url(self.request.path, self.request.query_string)
 
     def _body_page_url(self) -> object:
         try:
             return self.json_body().get("page_url")
         except ApiError:
             return None
-
-    def same_origin_url(self, candidate: object) -> str | None:
-        """``candidate`` without its #fragment if it is an http(s) URL of this shop's origin,
-        of printable ASCII (browsers send URLs percent-encoded) and at most 2048 characters;
-        None otherwise: a forged value is dropped, never logged or sent on."""
-        if not isinstance(candidate, str) or not 0 < len(candidate) <= MAX_PAGE_URL_CHARS:
-            return None
-        if not all("!" <= char <= "~" for char in candidate):
-            return None
-        try:
-            parts = urlsplit(candidate)
-        except ValueError:
-            return None
-        if f"{parts.scheme}://{parts.netloc}" != self.request.host_url:
-            return None
-        return urlunsplit(parts._replace(fragment=""))
 
     @cached_property
     def page_view_id(self) -> str | None:
@@ -369,17 +358,22 @@ class FrontController:
         try:
             return MetaUserData(
                 client_ip_address=self.request.remote_addr or "",
-                client_user_agent=self.request.user_agent or "",
+                client_user_agent=self.user_agent or "",
                 email=email,
                 phone=phone,
                 external_id=external_id,
                 fbp=valid_fb_cookie(self.cookie("_fbp")),
                 fbc=self.fbc,
             )
-        except ValueError as exc:
-            log.info("meta.{} not deferred: {} (Meta needs a client address and user agent)",
-                     event_name.action, exc)
+        except ValueError:  # its message may quote the address: not logged
+            log.info("meta.{} not deferred: no valid client address or no user agent (Meta needs both)",
+                     event_name.action)
             return None
+
+    @cached_property
+    def user_agent(self) -> str | None:
+        """The User-Agent as Meta and Matomo get it: printable, at most 512 characters."""
+        return request_text.user_agent(self.request.user_agent)
 
     # --- Matomo ---
 
@@ -391,11 +385,11 @@ class FrontController:
             url=self.page_url,
             visitor_id=MatomoVisit.visitor_id_for(self.visitor_key),
             client_ip=self.request.remote_addr,
-            user_agent=self.request.user_agent,
+            user_agent=self.user_agent,
             user_id=customer.id if customer is not None else None,
             # An API call's Referer is the page itself, not where the visitor came from.
-            referrer=self.request.referer if self.is_page_request else None,
-            language=self.request.headers.get("Accept-Language"),
+            referrer=referrer_url(self.request.referer) if self.is_page_request else None,
+            language=request_text.accept_language(self.request.headers.get("Accept-Language")),
             page_view_id=self.page_view_id,
         )
         tracker: MatomoTracker = self.container.matomo_tracker(visit=visit)

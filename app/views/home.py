@@ -17,7 +17,7 @@ BODY = """<p>This page deferred a task named <code>demo.page_view</code>: it ran
 this page.</p>
 {live}
 <p>The example shop defers its integration calls (Meta Conversions API, Advisable AI, Manago,
-Matomo; dry-run without credentials: the payloads are logged at INFO):
+Matomo; dry-run without credentials: each call is logged at INFO by name and size):
 <a href="/products">products</a>, <a href="/vendors">vendors</a>, <a href="/search?q=coffee">a search</a>,
 <a href="/order">the cart and checkout</a> (card 4000000000000002 is declined: always, unique, forget
 and the failed-request rule), <a href="/register">registration</a>.</p>

@@ -16,11 +16,13 @@ from pyramid.request import Request
 from pyramid.response import Response
 from pyramid_deferred.core import DeferredTaskRunner
 from pyramid_deferred.hook import get_hook
+from pytest_httpserver import HTTPServer
 from webtest import TestApp
 
 from app.factory import build_container, make_configurator
 from containers import Container
-from tests.functional.shop import BROWSER
+from tests.functional.services_stub import answer_like_the_services, go_live
+from tests.functional.shop import BROWSER, ORIGIN
 
 
 def no_logging_setup() -> Iterator[None]:
@@ -110,7 +112,10 @@ def make_app(tmp_path, recorder) -> Iterator[Any]:
     apps: list[TestApp] = []
 
     def make(**settings: Any) -> TestApp:
-        settings = {"deferred_task.log_path": str(tmp_path / "deferred_task.log"), **settings}
+        settings = {
+            "deferred_task.log_path": str(tmp_path / "deferred_task.log"), "app.public_origin": ORIGIN,
+            **settings,
+        }
         container = build_container(settings, environ={})
         container.logging.override(providers.Resource(no_logging_setup))
         containers.append(container)
@@ -130,3 +135,13 @@ def make_app(tmp_path, recorder) -> Iterator[Any]:
 @pytest.fixture
 def webapp(make_app) -> TestApp:
     return make_app()
+
+
+@pytest.fixture
+def live(make_app, httpserver: HTTPServer) -> TestApp:
+    """The shop with every integration live against local stubs answering as the services do:
+    what it sends is in ``httpserver.log`` (see ``services_stub``), not in a log line."""
+    webapp = make_app()
+    go_live(webapp, httpserver.url_for("").rstrip("/"))
+    answer_like_the_services(httpserver)
+    return webapp

@@ -8,12 +8,15 @@ from typing import Any
 from webtest import TestApp
 
 from app.shop.orders import ACCEPTED_CARD, DECLINED_CARD
+from tests.personal_data import CLIENT_IP, EMAIL, NAME, PHONE
 
-CLIENT_IP = "203.0.113.7"
+__all__ = ["CLIENT_IP", "EMAIL", "NAME", "PHONE"]  # the test customer, from tests/personal_data.py
+
+ORIGIN = "https://shop.example"
+"""The shop's public origin in these tests (``app.public_origin``): not WebTest's Host (localhost),
+so that a URL built from the Host header would show."""
 USER_AGENT = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
 BROWSER = {"REMOTE_ADDR": CLIENT_IP, "HTTP_USER_AGENT": USER_AGENT}
-EMAIL = "Jane.Doe@Example.com"
-PHONE = "+48 601 234 567"
 SESSION_COOKIE = "shop_session"
 VISITOR_COOKIE = "shop_visitor"
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from tests.functional.services_stub import ai_signals, meta_events
 from tests.functional.shop import fill_cart
 
 
-def test_adding_to_the_cart_defers_meta_add_to_cart_and_the_ai_signal(webapp, deferred_tasks, logs):
-    response = fill_cart(webapp, "wool-hat", 3)
+def test_adding_to_the_cart_defers_meta_add_to_cart_and_the_ai_signal(live, httpserver, deferred_tasks):
+    response = fill_cart(live, "wool-hat", 3)
     assert response.json == {
         "items": [{"product_id": "wool-hat", "name": "Merino wool hat", "quantity": 3, "price": 29.0,
                    "total": 87.0}],
@@ -17,8 +18,11 @@ def test_adding_to_the_cart_defers_meta_add_to_cart_and_the_ai_signal(webapp, de
     assert deferred_tasks.names == ["meta.add_to_cart", "advisable_ai.add_to_cart"]
     deferred_tasks.assert_deferred("meta.add_to_cart", priority=50)
     deferred_tasks.assert_deferred("advisable_ai.add_to_cart", priority=50)
-    [meta] = [m for m in logs.at("INFO") if m.startswith("meta.add_to_cart dry-run")]
-    assert '"value": 87.0' in meta and '"quantity": 3' in meta
+    [meta] = meta_events(httpserver, "AddToCart")
+    assert meta["custom_data"]["value"] == 87.0 and meta["custom_data"]["contents"][0]["quantity"] == 3
+    assert meta["event_id"] == response.json["meta_event_id"]
+    [signal] = ai_signals(httpserver, "add_to_cart")
+    assert (signal["item_id"], signal["value"]) == ("wool-hat", 3)
 
 
 def test_the_api_answers_no_matomo_flush_when_nothing_was_tracked(webapp, deferred_tasks):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from tests.functional.services_stub import ai_signals
 from tests.functional.shop import EMAIL, PHONE, fill_cart, visitor_id
 
 
@@ -21,14 +22,14 @@ def test_registering_defers_the_session_switch_complete_registration_and_matomo(
     deferred_tasks.assert_deferred("matomo.flush", priority=10)
 
 
-def test_the_session_switch_names_the_anonymous_history_and_the_cookie_changes(webapp, logs):
-    fill_cart(webapp)
-    anonymous = visitor_id(webapp)
-    register(webapp)
-    assert visitor_id(webapp) != anonymous  # a new token at sign-in
-    [switch] = [m for m in logs.at("INFO") if m.startswith("advisable_ai.session_switch dry-run")]
-    assert f'"session_id": "{anonymous}"' in switch and '"user_id": "c1"' in switch
-    assert webapp.get("/api/cart").json["items"]  # the cart came along
+def test_the_session_switch_names_the_anonymous_history_and_the_cookie_changes(live, httpserver):
+    fill_cart(live)
+    anonymous = visitor_id(live)
+    register(live)
+    assert visitor_id(live) != anonymous  # a new token at sign-in
+    [switch] = ai_signals(httpserver, "session_switch")
+    assert switch["session_id"] == anonymous and switch["user_id"] == "c1"
+    assert live.get("/api/cart").json["items"]  # the cart came along
 
 
 def test_a_taken_address_or_a_bad_one_is_refused_without_tasks(webapp, deferred_tasks):

@@ -6,6 +6,10 @@ checkout) and the new rows must appear in that same page, without a reload: a ma
 ``window`` before the requests is still there once they show. A task named like markup is shown as
 text. ``DASHBOARD_SCREENSHOT_TO_DOCS=1`` writes the screenshot the docs show (docs/images/).
 
+With a token, a page on another site (``evil.example``, which the browser resolves to 127.0.0.1:
+nothing leaves the machine) that posts the right token to the login form is refused, while the
+page's own form logs in and its *Log out* button logs out.
+
 No test here is ever skipped: without Chromium or its driver they fail with the command that installs
 them (``make browser-check``). Selenium Manager is never used (it would download a driver): the
 driver and the browser are given by path."""
@@ -14,12 +18,14 @@ from __future__ import annotations
 
 import contextlib
 import http.cookiejar
+import http.server
 import json
 import os
 import secrets
 import struct
 import subprocess
 import sys
+import threading
 import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -51,6 +57,11 @@ ROWS_TIMEOUT = 15.0
 SCREENSHOT_TO_DOCS_ENV = "DASHBOARD_SCREENSHOT_TO_DOCS"
 DOCS_SCREENSHOT = WORKTREE / "docs" / "images" / "dashboard.png"
 MARKER = "__dashboard_test_marker"
+TOKEN = "Rm5x_Jt8Wq-2Bn7Kd4Hs9Lc"
+EVIL_HOST = "evil.example"
+ATTACK_PAGE = """<!doctype html><html><body><h1>Cute cats</h1>
+<form id="guess" method="post" action="{target}"><input name="token" value="{token}"></form>
+<script>document.getElementById("guess").submit();</script></body></html>"""
 EVIL_PATH = "/evil/%3Cscript%3Ealert(2)%3C%2Fscript%3E"
 
 
@@ -82,11 +93,10 @@ class Shop:
         return runs
 
 
-@pytest.fixture(scope="module")
-def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+def serve_shop(tmp_path_factory: pytest.TempPathFactory, **environ: str) -> Iterator[int]:
     workdir = tmp_path_factory.mktemp("shop")
     env = {k: v for k, v in os.environ.items() if not k.startswith(SCRUBBED)}
-    env.update(PYTHONPATH=str(WORKTREE), PYTHONUNBUFFERED="1")
+    env.update(PYTHONPATH=str(WORKTREE), PYTHONUNBUFFERED="1", **environ)
     env[LOG_PATH_ENV] = str(workdir / "deferred_task.log")
     port = free_port()
     with (workdir / "server.log").open("wb") as log:
@@ -110,6 +120,50 @@ def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
 
 
 @pytest.fixture(scope="module")
+def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    """The shop as `make serve` runs it: the live page open, without a token."""
+    yield from serve_shop(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def guarded_shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    """The shop with the live page behind a token."""
+    yield from serve_shop(tmp_path_factory, APP_DASHBOARD_TOKEN=TOKEN)
+
+
+class AttackerPage(http.server.BaseHTTPRequestHandler):
+    """A page on another site whose form posts the (right) token to the live page's login."""
+
+    target = ""
+
+    def do_GET(self) -> None:
+        body = ATTACK_PAGE.format(target=self.target, token=TOKEN).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html; charset=utf-8")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet
+        return
+
+
+@pytest.fixture
+def attacker(guarded_shop: int) -> Iterator[str]:
+    """``http://evil.example:<port>/``, served here: the browser maps evil.example to 127.0.0.1."""
+    handler = type("Attacker", (AttackerPage,), {"target": f"http://{HOST}:{guarded_shop}/_deferred"})
+    server = http.server.ThreadingHTTPServer((HOST, 0), handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+    thread.start()
+    try:
+        yield f"http://{EVIL_HOST}:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[webdriver.Chrome]:
     installed()
     profile = tmp_path_factory.mktemp("chromium-profile")
@@ -118,6 +172,7 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[webdriver.Chro
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  "--no-first-run", "--hide-scrollbars", f"--window-size={WIDTH},{HEIGHT}",
+                 f"--host-resolver-rules=MAP {EVIL_HOST} {HOST}",
                  f"--user-data-dir={profile}"):
         options.add_argument(flag)
     # The driver by path: Selenium Manager (which downloads drivers) is skipped.
@@ -266,3 +321,47 @@ def test_a_screenshot_of_the_live_page(shop, browser, tmp_path):
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(image)
 
+
+def test_a_login_posted_from_another_site_is_refused_even_with_the_right_token(
+    guarded_shop, browser, attacker
+):
+    browser.delete_all_cookies()
+    browser.get(attacker)
+
+    wait(browser, lambda: "Deferred tasks" in browser.find_element(By.TAG_NAME, "h1").text,
+         "the attacker's form never reached the live page")
+    assert browser.current_url == f"http://{HOST}:{guarded_shop}/_deferred"
+    assert "A login from another site is refused" in browser.find_element(By.TAG_NAME, "body").text
+    assert not [c for c in browser.get_cookies() if c["name"] == "deferred_dashboard"]
+    browser.get(f"http://{HOST}:{guarded_shop}/_deferred")
+    assert browser.find_elements(By.NAME, "token"), "still the login form: no login happened"
+
+
+def test_the_page_s_own_form_logs_in_and_its_button_logs_out(guarded_shop, browser):
+    browser.delete_all_cookies()
+    browser.get(f"http://{HOST}:{guarded_shop}/_deferred")
+    browser.find_element(By.NAME, "token").send_keys(TOKEN)
+    browser.find_element(By.CSS_SELECTOR, "form button").click()
+
+    live = wait(browser, lambda: browser.find_elements(By.ID, "live"), "the form did not log in")[0]
+    wait(browser, lambda: live.text.startswith("live · pid "), "the page never fetched its data")
+    [cookie] = [c for c in browser.get_cookies() if c["name"] == "deferred_dashboard"]
+    assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["path"] == "/_deferred"
+    assert TOKEN not in cookie["value"]
+
+    browser.find_element(By.CSS_SELECTOR, "form.logout button").click()
+
+    wait(browser, lambda: browser.find_elements(By.NAME, "token"), "the logout did not end the login")
+    assert not [c for c in browser.get_cookies() if c["name"] == "deferred_dashboard"]
+
+
+def test_an_open_page_whose_login_ends_shows_the_form_again(guarded_shop, browser):
+    browser.delete_all_cookies()
+    browser.get(f"http://{HOST}:{guarded_shop}/_deferred")
+    browser.find_element(By.NAME, "token").send_keys(TOKEN)
+    browser.find_element(By.CSS_SELECTOR, "form button").click()
+    wait(browser, lambda: browser.find_elements(By.ID, "live"), "the form did not log in")
+
+    browser.delete_cookie("deferred_dashboard")  # as when it expires: the next poll gets a 403
+
+    wait(browser, lambda: browser.find_elements(By.NAME, "token"), "the page never showed the form again")

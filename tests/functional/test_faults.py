@@ -30,8 +30,8 @@ from app.services import (
     MetaSettings,
 )
 from app.services.secret import Secret
+from tests.functional.services_stub import ADVISABLE_AI, MANAGO_UPSERT, MATOMO, META
 from tests.functional.shop import place_order
-from tests.functional.test_integrations import ADVISABLE_AI, MANAGO_UPSERT, MATOMO, META
 from tests.integration.services import credentials
 from tests.integration.services.credentials import REDIS_PASSWORD
 from tests.integration.services.raw_servers import free_port, scripted_server, trickling_server

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+from tests.functional.services_stub import ai_signals
 from tests.functional.shop import visitor_id
 
 
-def test_a_bookmark_defers_the_ai_signal_once(webapp, deferred_tasks, logs):
-    assert webapp.post_json("/api/bookmarks/wool-hat", {}, status=201).json == {
+def test_a_bookmark_defers_the_ai_signal_once(live, httpserver, deferred_tasks):
+    assert live.post_json("/api/bookmarks/wool-hat", {}, status=201).json == {
         "product": "wool-hat", "bookmarked": True,
     }
-    webapp.post_json("/api/bookmarks/wool-hat", {}, status=200)  # already bookmarked: no signal
+    live.post_json("/api/bookmarks/wool-hat", {}, status=200)  # already bookmarked: no signal
     assert deferred_tasks.names == ["advisable_ai.bookmark"]
     deferred_tasks.assert_deferred("advisable_ai.bookmark", priority=50)
-    [signal] = [m for m in logs.at("INFO") if m.startswith("advisable_ai.bookmark dry-run")]
-    assert f'"session_id": "{visitor_id(webapp)}"' in signal and '"item_id": "wool-hat"' in signal
+    [signal] = ai_signals(httpserver, "bookmark")
+    assert signal["session_id"] == visitor_id(live) and signal["item_id"] == "wool-hat"
 
 
 def test_removing_a_bookmark_defers_the_ai_signal_only_if_there_was_one(webapp, deferred_tasks):
@@ -24,10 +25,11 @@ def test_removing_a_bookmark_defers_the_ai_signal_only_if_there_was_one(webapp, 
     deferred_tasks.assert_deferred("advisable_ai.remove_bookmark", priority=50)
 
 
-def test_a_rating_defers_the_ai_signal_with_its_value(webapp, deferred_tasks, logs):
-    assert webapp.post_json("/api/ratings/amber-pendant", {"stars": "4"}).json["stars"] == 4
+def test_a_rating_defers_the_ai_signal_with_its_value(live, httpserver, deferred_tasks):
+    assert live.post_json("/api/ratings/amber-pendant", {"stars": "4"}).json["stars"] == 4
     deferred_tasks.assert_deferred("advisable_ai.rating", priority=50)
-    assert any('"value": 4' in m for m in logs.at("INFO") if m.startswith("advisable_ai.rating dry-run"))
+    [signal] = ai_signals(httpserver, "rating")
+    assert (signal["item_id"], signal["value"]) == ("amber-pendant", 4)
 
 
 def test_a_rating_out_of_range_is_refused_before_anything_is_deferred(webapp, deferred_tasks):

@@ -1,8 +1,5 @@
 """End to end: a shop route, its deferred tasks after the response, the requests a local stub
-of each service receives (pytest-httpserver on 127.0.0.1).
-
-The services are pointed at the stub the dependency-injector way: the container's settings
-providers are overridden before the first request builds the services.
+of each service receives (pytest-httpserver on 127.0.0.1, ``tests/functional/services_stub.py``).
 """
 
 from __future__ import annotations
@@ -14,15 +11,23 @@ import re
 import uuid
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import parse_qsl
 
 import pytest
-from dependency_injector import providers
 from pytest_httpserver import HTTPServer
 from webtest import TestApp
 
-from app.services import AdvisableAISettings, ManagoSettings, MatomoSettings, MetaSettings
-from app.services.meta import API_VERSION
+from tests.functional.services_stub import (
+    ADVISABLE_AI,
+    MANAGO,
+    MANAGO_UPSERT,
+    MATOMO,
+    META,
+    answer_like_the_services,
+    go_live,
+    matomo_calls,
+    meta_events,
+    received,
+)
 from tests.functional.shop import (
     CLIENT_IP,
     USER_AGENT,
@@ -40,45 +45,11 @@ from tests.integration.services.credentials import (
     MANAGO_SHA,
     MATOMO_TOKEN_AUTH,
     META_ACCESS_TOKEN,
-    META_PIXEL_ID,
 )
-
-META = f"/{API_VERSION}/{META_PIXEL_ID}/events"
-ADVISABLE_AI = "/v1/signals"
-MANAGO = "/api/v2/contact/addContactExtEvent"
-MANAGO_UPSERT = "/api/contact/upsert"
-MATOMO = "/matomo.php"
 
 
 def sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def answer_like_the_services(httpserver: HTTPServer) -> None:
-    httpserver.expect_request(META, method="POST").respond_with_json({"events_received": 1})
-    httpserver.expect_request(ADVISABLE_AI, method="POST").respond_with_json({"accepted": True})
-    httpserver.expect_request(MANAGO_UPSERT, method="POST").respond_with_json({"success": True})
-    httpserver.expect_request(MANAGO, method="POST").respond_with_json({"success": True})
-    httpserver.expect_request(MATOMO, method="POST").respond_with_json(
-        {"status": "success", "tracked": 1, "invalid": 0}
-    )
-
-
-def go_live(webapp: TestApp, base_url: str) -> None:
-    """Every integration live against ``base_url``, with the fast timeouts and fail_max=3."""
-    container = webapp.app.registry.container
-    container.meta_settings.override(
-        providers.Object(MetaSettings.from_environ(credentials.meta_env(base_url)))
-    )
-    container.advisable_ai_settings.override(
-        providers.Object(AdvisableAISettings.from_environ(credentials.advisable_ai_env(base_url)))
-    )
-    container.manago_settings.override(
-        providers.Object(ManagoSettings.from_environ(credentials.manago_env(base_url)))
-    )
-    container.matomo_settings.override(
-        providers.Object(MatomoSettings.from_environ(credentials.matomo_env(base_url)))
-    )
 
 
 @pytest.fixture
@@ -94,19 +65,6 @@ def no_secret_in_the_logs(logs) -> Iterator[None]:
     text = "\n".join(str(record["message"]) for record in logs.records)
     leaked = [secret for secret in credentials.SECRET_VALUES if secret in text]
     assert not leaked, f"secret values leaked into the logs: {leaked}"
-
-
-def received(httpserver: HTTPServer, path: str) -> list[tuple[Any, dict[str, Any]]]:
-    return [(r, json.loads(r.get_data())) for r, _ in httpserver.log if r.path == path]
-
-
-def meta_events(httpserver: HTTPServer, event_name: str) -> list[dict[str, Any]]:
-    events = [body["data"][0] for _, body in received(httpserver, META)]
-    return [event for event in events if event["event_name"] == event_name]
-
-
-def matomo_calls(body: dict[str, Any]) -> list[dict[str, str]]:
-    return [dict(parse_qsl(call.removeprefix("?"))) for call in body["requests"]]
 
 
 def page_data(page: Any) -> dict[str, Any]:
@@ -132,7 +90,7 @@ def test_a_product_page_reaches_meta_advisable_ai_and_matomo(shop, httpserver, d
         "event_time": event["event_time"],
         "event_id": event["event_id"],
         "action_source": "website",
-        "event_source_url": "http://localhost/products/espresso-250",
+        "event_source_url": "https://shop.example/products/espresso-250",
         "user_data": {
             "client_ip_address": CLIENT_IP,
             "client_user_agent": USER_AGENT,
@@ -163,7 +121,7 @@ def test_a_product_page_reaches_meta_advisable_ai_and_matomo(shop, httpserver, d
         "idsite": "7",
         "rec": "1",
         "apiv": "1",
-        "url": "http://localhost/products/espresso-250",
+        "url": "https://shop.example/products/espresso-250",
         "cip": CLIENT_IP,
         "ua": USER_AGENT,
         "cdt": call["cdt"],
@@ -257,11 +215,11 @@ def test_each_request_flushes_its_own_matomo_tracker(shop, httpserver):
     """The tracker is per request: a server thread's next request starts with a new one."""
     answer_like_the_services(httpserver)
     shop.get("/products/wool-hat")
-    shop.get("/vendors/tatra-roasters", headers={"Referer": "http://localhost/products/wool-hat"})
+    shop.get("/vendors/tatra-roasters", headers={"Referer": "https://shop.example/products/wool-hat"})
     first, second = [matomo_calls(body) for _, body in received(httpserver, MATOMO)]
-    assert [call["url"] for call in first] == ["http://localhost/products/wool-hat"]
-    assert [call["url"] for call in second] == ["http://localhost/vendors/tatra-roasters"]
-    assert second[0]["urlref"] == "http://localhost/products/wool-hat" and "urlref" not in first[0]
+    assert [call["url"] for call in first] == ["https://shop.example/products/wool-hat"]
+    assert [call["url"] for call in second] == ["https://shop.example/vendors/tatra-roasters"]
+    assert second[0]["urlref"] == "https://shop.example/products/wool-hat" and "urlref" not in first[0]
 
 
 def test_failing_services_never_change_the_response(shop, httpserver, deferred_tasks, logs):
@@ -313,15 +271,15 @@ def test_api_events_are_attributed_to_the_page_and_its_page_view(shop, httpserve
     pv_id = page_data(product_page)["matomo-pv-id"]
     added = shop.post_json(
         "/api/cart/items",
-        {"product_id": "espresso-250", "quantity": 2, "page_url": "http://localhost/products/espresso-250#x"},
+        {"product_id": "espresso-250", "quantity": 2, "page_url": "https://shop.example/products/espresso-250#x"},
         headers={"X-Matomo-Pv-Id": pv_id},
         status=201,
     ).json
     again = fill_cart(shop, "espresso-250", 1).json  # no page_url, no Referer: the API's own URL
 
     first, second = meta_events(httpserver, "AddToCart")
-    assert first["event_source_url"] == "http://localhost/products/espresso-250"  # fragment dropped
-    assert second["event_source_url"] == "http://localhost/api/cart/items"
+    assert first["event_source_url"] == "https://shop.example/products/espresso-250"  # fragment dropped
+    assert second["event_source_url"] == "https://shop.example/api/cart/items"
     # Deterministic: the cart, the product, the how-manieth add; the answer gives it to the pixel.
     cart_id = first["event_id"].split(".")[0]
     assert [first["event_id"], second["event_id"]] == [
@@ -339,16 +297,16 @@ def test_api_events_are_attributed_to_the_page_and_its_page_view(shop, httpserve
     ]
     order = shop.post_json(
         "/api/checkout", {"email": "jane@example.com", "card": "4242424242424242"},
-        headers={"Referer": "http://localhost/order", "X-Matomo-Pv-Id": order_pv_id},
+        headers={"Referer": "https://shop.example/order", "X-Matomo-Pv-Id": order_pv_id},
     ).json
     [purchase] = meta_events(httpserver, "Purchase")
-    assert purchase["event_source_url"] == "http://localhost/order"
+    assert purchase["event_source_url"] == "https://shop.example/order"
     assert purchase["event_id"] == order["meta_event_id"] == order["order"]
 
     page_views = [matomo_calls(body) for _, body in received(httpserver, MATOMO)]
     product_view, order_view, checkout = page_views
     assert [call["pv_id"] for call in product_view] == [pv_id]
-    on_the_order_page = ("http://localhost/order", order_pv_id)
+    on_the_order_page = ("https://shop.example/order", order_pv_id)
     assert [(call["url"], call["pv_id"]) for call in order_view] == [on_the_order_page]
     assert [(call["url"], call["pv_id"]) for call in checkout] == [on_the_order_page] * 2
     assert all("urlref" not in call for call in checkout)  # the Referer of an API call is the page itself
@@ -358,10 +316,10 @@ def test_api_events_are_attributed_to_the_page_and_its_page_view(shop, httpserve
     "headers",
     [
         {"Referer": "https://evil.example/products/wool-hat", "X-Matomo-Pv-Id": "abc"},
-        {"Referer": "http://localhost.evil.example/x", "X-Matomo-Pv-Id": "abc-12"},
-        {"Referer": "http://localhost/x\x1b[2J", "X-Matomo-Pv-Id": "abc\t12"},
+        {"Referer": "https://shop.example.evil.example/x", "X-Matomo-Pv-Id": "abc-12"},
+        {"Referer": "https://shop.example/x\x1b[2J", "X-Matomo-Pv-Id": "abc\t12"},
         {"Referer": "javascript:alert(1)", "X-Matomo-Pv-Id": "a" * 7},
-        {"Referer": "http://localhost/" + "x" * 2048},
+        {"Referer": "https://shop.example/" + "x" * 2048},
     ],
     ids=["other-site", "lookalike-host", "control-chars", "not-http", "too-long"],
 )
@@ -375,7 +333,7 @@ def test_a_referer_or_pv_id_that_is_not_this_shops_is_ignored(shop, httpserver, 
         status=201,
     )
     [added] = meta_events(httpserver, "AddToCart")
-    assert added["event_source_url"] == "http://localhost/api/cart/items"
+    assert added["event_source_url"] == "https://shop.example/api/cart/items"
 
 
 def test_matomos_visitor_id_comes_from_a_long_lived_cookie_that_sign_in_keeps(shop, httpserver):

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+from tests.functional.services_stub import meta_events
 from tests.functional.shop import fill_cart
 
 
-def test_the_order_page_defers_initiate_checkout_as_critical(webapp, deferred_tasks, logs):
-    fill_cart(webapp, "wool-hat", 2)
+def test_the_order_page_defers_initiate_checkout_as_critical(live, httpserver, deferred_tasks):
+    fill_cart(live, "wool-hat", 2)
     deferred_tasks.clear()
-    response = webapp.get("/order")
+    response = live.get("/order")
     assert "Merino wool hat" in response.text and "€58.00" in response.text
     assert deferred_tasks.names == ["meta.initiate_checkout", "matomo.flush"]
     deferred_tasks.assert_deferred("meta.initiate_checkout", priority=100, always=False)
-    [meta] = [m for m in logs.at("INFO") if m.startswith("meta.initiate_checkout dry-run")]
-    assert '"num_items": 2' in meta and '"value": 58.0' in meta
+    [meta] = meta_events(httpserver, "InitiateCheckout")
+    assert meta["custom_data"]["num_items"] == 2 and meta["custom_data"]["value"] == 58.0
 
 
 def test_an_empty_cart_starts_no_checkout(webapp, deferred_tasks):

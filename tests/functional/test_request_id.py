@@ -20,7 +20,7 @@ HEX32 = re.compile(r"^[0-9a-f]{32}$")
 
 def records_of_order(logs, response) -> list[Any]:
     """The records the checkout's tasks wrote for this response's order id: the dry-runs of
-    meta.purchase, manago.purchase and matomo.flush name it."""
+    meta.purchase, manago.upsert, manago.purchase and matomo.flush name it."""
     order = response.json["order"]
     return [r for r in logs.records if order in r["message"]]
 
@@ -53,7 +53,7 @@ def test_each_requests_task_records_carry_its_own_id_and_no_other(webapp, logs):
     second = place_order(webapp)
     second_id = second.headers["X-Request-ID"]
     first_records, second_records = records_of_order(logs, first), records_of_order(logs, second)
-    assert len(first_records) == 3 and len(second_records) == 3
+    assert len(first_records) == 4 and len(second_records) == 4
     assert {r["extra"]["request_id"] for r in first_records} == {"req-first"}
     assert {r["extra"]["request_id"] for r in second_records} == {second_id}
 
@@ -102,7 +102,7 @@ def test_tasks_handed_off_to_the_worker_thread_keep_their_requests_id(tmp_path, 
     assert get_hook(router.registry).worker.shutdown(grace_seconds=30) == []  # waits for the queue to drain
     for request_id, response in responses.items():
         records = records_of_order(logs, response)
-        assert len(records) == 3
+        assert len(records) == 4
         assert {r["extra"]["request_id"] for r in records} == {request_id}
         # the hand-off thread ran the batch; its concurrent tasks ran on the add-on's pool
         assert all(r["thread"].name.startswith(("deferred-task-", "deferred-concurrent")) for r in records)

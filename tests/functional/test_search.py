@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from tests.functional.services_stub import meta_events
 
-def test_a_search_defers_meta_search_and_the_matomo_flush(webapp, deferred_tasks, logs):
-    response = webapp.get("/search", params={"q": "  Merino   WOOL "})
+
+def test_a_search_defers_meta_search_and_the_matomo_flush(live, httpserver, deferred_tasks):
+    response = live.get("/search", params={"q": "  Merino   WOOL "})
     assert "2 found" in response.text
     assert deferred_tasks.names == ["meta.search", "matomo.flush"]
     deferred_tasks.assert_deferred("meta.search", priority=50)
-    [meta] = [m for m in logs.at("INFO") if m.startswith("meta.search dry-run")]
-    assert '"search_string": "Merino WOOL"' in meta and '"content_ids": ["wool-socks", "wool-hat"]' in meta
+    [meta] = meta_events(httpserver, "Search")
+    assert meta["custom_data"]["search_string"] == "Merino WOOL"
+    assert meta["custom_data"]["content_ids"] == ["wool-socks", "wool-hat"]
 
 
 def test_an_empty_search_is_a_page_view_only(webapp, deferred_tasks):

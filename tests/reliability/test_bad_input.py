@@ -14,6 +14,7 @@ from dependency_injector import providers
 from pyramid.exceptions import ConfigurationError
 from pyramid.router import Router
 from pyramid_deferred.core import DeferredTaskRunner
+from pyramid_deferred.dashboard import DASHBOARD_ATTR
 from pyramid_deferred.hook import get_hook
 from pyramid_deferred.metrics import METRICS_ATTR, METRICS_ROUTE
 from pyramid_deferred.testing import DeferredTaskCapture, LogCapture
@@ -80,11 +81,16 @@ def start_up(row: EnvRow, environ: dict[str, str], monkeypatch: pytest.MonkeyPat
 
 def settings_of(container: Container, router: Router) -> tuple[object, ...]:
     metrics = getattr(router.registry, METRICS_ATTR, None)
+    metrics_path = router.routes_mapper.get_route(METRICS_ROUTE).path if metrics is not None else None
+    dashboard = getattr(router.registry, DASHBOARD_ATTR, None)
     return (
         container.config(),
         get_hook(router.registry).settings,
         metrics is not None,
-        router.routes_mapper.get_route(METRICS_ROUTE).path if metrics is not None else None,
+        metrics_path,
+        # a token's effect, which no setting object outside the view holds: open (200) or not (401)
+        TestApp(router).get(metrics_path, expect_errors=True).status_int if metrics_path else None,
+        dashboard.settings if dashboard is not None else None,
         container.meta_settings(),
         container.advisable_ai_settings(),
         container.manago_settings(),

@@ -1,16 +1,18 @@
-"""No access token, API key, signature, ``token_auth`` or Redis password in any log line of the run.
+"""No access token, API key, signature, ``token_auth`` or Redis password, and no test customer's
+e-mail, phone number, name or IP address, in any log line of the run.
 
 ``tests/conftest.py`` collects this module last, so the totals below cover the whole suite:
-every loguru and stdlib record of every test (the ``tests/secret_guard.py`` watch), and every
-file the suite wrote under pytest's temporary directory (the real servers' output and log
-files). The first test sends every credential itself, so the check is never vacuous, even
-when this module runs alone.
+every loguru and stdlib record of every test (the ``tests/secret_guard.py`` watch), and for
+secrets every file the suite wrote under pytest's temporary directory (the real servers' output
+and log files). The first test sends every credential and a customer's details itself, so the
+checks are never vacuous, even when this module runs alone.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,10 +26,11 @@ from werkzeug import Request, Response
 
 from app.factory import build_container, make_configurator
 from app.services.meta import API_VERSION
-from tests.functional.shop import BROWSER, place_order
+from tests.functional.shop import BROWSER, CLIENT_IP, EMAIL, NAME, PHONE, place_order
 from tests.integration.services import credentials
 from tests.integration.services.raw_servers import free_port
 from tests.integration.services.redis_server import running_redis
+from tests.personal_data import personal_data_in
 from tests.secret_guard import GUARD, WIRE_SECRETS, SecretGuard
 
 
@@ -65,7 +68,11 @@ def test_every_credential_travels_in_a_request_and_reaches_no_log_line(
 ) -> None:
     httpserver.expect_request("", method="POST").respond_with_handler(echo_with_500)  # every path
     wire_before = GUARD.on_the_wire.copy()
+    records_before, personal_before = GUARD.records_seen, len(GUARD.personal_data_leaks)
 
+    live_shop.post_json("/api/customers", {"email": EMAIL, "phone": PHONE, "name": NAME}, status=201)
+    referer = f"https://search.example/?q={NAME}&email={EMAIL}"
+    live_shop.get("/products/wool-hat", headers={"Referer": referer, "Accept-Language": "pl-PL"})
     place_order(live_shop)
 
     bodies = [json.loads(request.get_data()) for request, _ in httpserver.log]
@@ -76,7 +83,12 @@ def test_every_credential_travels_in_a_request_and_reaches_no_log_line(
     assert any(body.get("access_token") == credentials.META_ACCESS_TOKEN for body in bodies)
     sent_now = GUARD.on_the_wire - wire_before
     assert set(WIRE_SECRETS) <= set(sent_now), f"not sent: {set(WIRE_SECRETS) - set(sent_now)}"
-    assert not GUARD.leaks
+    manago = [body for body in bodies if "contact" in body]
+    assert manago and manago[0]["contact"]["email"] == EMAIL.lower()  # the e-mail went out, in clear
+    meta = [body["data"][0] for body in bodies if "data" in body]
+    assert any(event["user_data"]["client_ip_address"] == CLIENT_IP for event in meta)
+    assert GUARD.records_seen - records_before > 20, "the run logged (every failure among them)"
+    assert not GUARD.leaks and len(GUARD.personal_data_leaks) == personal_before
 
 
 def test_no_secret_reached_a_log_record_anywhere_in_the_suite(record_property) -> None:
@@ -85,6 +97,39 @@ def test_no_secret_reached_a_log_record_anywhere_in_the_suite(record_property) -
     assert GUARD.records_seen > 0
     assert set(WIRE_SECRETS) <= set(GUARD.on_the_wire)
     assert not GUARD.leaks, "\n".join(f"{leak.where}: {leak.secrets}" for leak in GUARD.leaks)
+
+
+def test_no_personal_data_reached_a_log_record_anywhere_in_the_suite(record_property) -> None:
+    kinds = sorted({found.split(":")[0] for leak in GUARD.personal_data_leaks for found in leak.secrets})
+    record_property("secrets", f"{GUARD.records_seen} log records scanned for personal data (e-mails, "
+                    f"phones, names, IPs); records holding some: {len(GUARD.personal_data_leaks)} {kinds}")
+    assert GUARD.records_seen > 0
+    assert not GUARD.personal_data_leaks, "\n".join(
+        f"{leak.where}: {leak.secrets}" for leak in GUARD.personal_data_leaks[:20]
+    )
+
+
+@pytest.mark.parametrize(("text", "kind"), [
+    ("buyer Jane.Doe@Example.com", "e-mail: Jane.Doe@Example.com"),
+    ("contact zofia@przyklad.pl", "e-mail: zofia@przyklad.pl"),
+    ("ph +48 601-234-567", "phone: 601-234-567"),
+    ("ph 48601234567", "phone: 601234567"),
+    ("ph (650) 555-1212", "phone: 650) 555-1212"),
+    ("name JANE DOE", "name: JANE DOE"),
+    ("cip=203.0.113.7&x", "IP: 203.0.113.7"),
+    ("for 198.51.100.23", "IP: 198.51.100.23"),
+], ids=["email", "email-pl", "phone", "phone-e164", "phone-us", "name", "ip", "ip-proxy"])
+def test_the_personal_data_patterns_see_each_kind_however_spelt(text, kind):
+    assert personal_data_in(text) == [kind]
+
+
+@pytest.mark.parametrize("text", [
+    "Deferred tasks done in 0.001s", "request id 5f84c7a3", "127.0.0.1:6543", "v1.1800000000.00ff",
+    "meta.purchase dry-run (no credentials configured), not sent: event o1, 812 bytes", "Ewan", "janedoe",
+    "redis://:pa55word@redis.internal:6379", "1203.0.113.70",
+])
+def test_the_personal_data_patterns_leave_ordinary_lines_alone(text):
+    assert personal_data_in(text) == []
 
 
 def test_no_secret_in_any_file_the_suite_wrote(
@@ -107,14 +152,20 @@ def test_no_secret_in_any_file_the_suite_wrote(
 
 
 def test_the_guard_sees_loguru_stdlib_exceptions_and_the_wire_and_survives_a_reset() -> None:
-    """Negative control: a canary secret logged every way the suite logs is caught."""
+    """Negative control: a canary secret, and a canary customer, logged every way the suite logs
+    are caught (the canary customer's address is at a domain the real patterns do not cover, so
+    that the session's own guard does not count it)."""
     canary = "canary-9f2e41"
-    guard = SecretGuard(secrets=(canary,))
+    customer = "canary@customer.invalid"
+    guard = SecretGuard(secrets=(canary,), personal_data={"e-mail": re.compile(re.escape(customer))})
     guard.install()
     try:
         logger.remove()  # what an app's logging set-up does: the guard's sink comes back
         logger.info("a message with {}", canary)
         logging.getLogger("waitress").warning("stdlib %s", canary)
+        logger.info("a buyer: {}", customer)
+        logging.getLogger("app").info("buyer %s", customer)
+        logger.bind(buyer=customer).info("a line whose extra holds it")
         try:
             raise ValueError(f"exception text {canary}")
         except ValueError:
@@ -133,3 +184,7 @@ def test_the_guard_sees_loguru_stdlib_exceptions_and_the_wire_and_survives_a_res
     assert seen("loguru", "ValueError: exception text")  # the message says only "failed"
     assert seen("logging pyramid", "ValueError: exception text")
     assert guard.on_the_wire[canary] == 1
+    personal = guard.personal_data_leaks
+    assert any(leak.where.startswith("loguru") and "a buyer" in leak.text for leak in personal)
+    assert any(leak.where.startswith("logging app") for leak in personal)
+    assert any("a line whose extra holds it" in leak.text for leak in personal), "the extra is scanned"

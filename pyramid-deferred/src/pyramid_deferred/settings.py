@@ -157,8 +157,15 @@ class DeferredTaskSettings:
     request_id: bool = setting(
         key="deferred_task.request_id", env="APP_DEFERRED_TASK_REQUEST_ID", parse=parse_bool,
         default=True,
-        doc="Give each request an id (`X-Request-ID` if sane, else a new one), echo it in the "
+        doc="Give each request an id (`X-Request-ID` if sane and trusted, else a new one), echo it in the "
         "response and put it on every log record of the request and its tasks.",
+    )
+    trust_request_id_header: bool = setting(
+        key="deferred_task.trust_request_id_header", env="APP_DEFERRED_TASK_TRUST_REQUEST_ID_HEADER",
+        parse=parse_bool, default=True,
+        doc="Take the request id from an incoming `X-Request-ID` (letters, digits and `-_.@:`, at most "
+        "128, else a new one). false: always make a new one, for an edge that passes clients' "
+        "headers through unchecked (a client could then pick the id its lines are filed under).",
     )
     exit_on_sigterm: bool = setting(
         key="deferred_task.exit_on_sigterm", env="APP_DEFERRED_TASK_EXIT_ON_SIGTERM", parse=parse_bool,

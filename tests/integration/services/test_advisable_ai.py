@@ -72,4 +72,5 @@ def test_without_credentials_the_signal_is_only_logged(
 
     assert httpserver.log == []
     (line,) = logs.messages("INFO", service="advisable_ai")
-    assert '"type": "view"' in line
+    assert line == "advisable_ai.view dry-run (no credentials configured), not sent: item p-7, 94 bytes"
+    assert "s-9" not in line, "the visitor id is a digest of a session cookie"

@@ -152,14 +152,15 @@ def test_success_false_is_a_rejection_that_does_not_trip_the_breaker(
 ) -> None:
     httpserver.expect_request(UPSERT_PATH).respond_with_json({"success": True})
     httpserver.expect_request(EVENT_PATH).respond_with_json(
-        {"success": False, "message": ["Not authenticated"]}
+        {"success": False, "message": ["Contact jane@example.com not authenticated"]}
     )
     manago = make_manago(manago_env(httpserver.url_for("")), http_client, store)
 
     outcomes = [manago.send_purchase(order()) for _ in range(4)]  # fail_max is 3
 
     assert outcomes == [Outcome.REJECTED] * 4
-    assert "Not authenticated" in logs.messages("ERROR", service="manago")[0]
+    error = logs.messages("ERROR", service="manago")[0]
+    assert "success=false" in error and "authenticated" not in error, "its message may quote the contact"
 
 
 def test_a_200_that_is_not_salesmanago_json_counts_as_a_failure(

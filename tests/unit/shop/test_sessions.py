@@ -12,8 +12,18 @@ def test_an_unknown_or_malformed_token_opens_a_new_session_with_a_new_token():
     sessions = Sessions()
     assert is_token(sessions.open(None).token)
     assert sessions.open("forged").token != "forged"
-    well_formed = "A" * 32
-    assert sessions.open(well_formed).token == well_formed  # say, from before a restart
+    invented = "A" * 32  # well-formed, but never issued (or issued before a restart)
+    session = sessions.open(invented)
+    assert session.token != invented and is_token(session.token)
+    assert sessions.open(invented) is not session, "the invented token was never stored either"
+
+
+def test_an_ended_session_s_token_opens_a_new_session():
+    sessions = Sessions()
+    session = sessions.open(None)
+    assert sessions.end(session.token) is True
+    assert sessions.end(session.token) is False and sessions.end(None) is False
+    assert sessions.open(session.token) is not session and len(sessions) == 1
 
 
 def test_the_same_token_finds_the_same_session():
@@ -33,7 +43,6 @@ def test_the_oldest_sessions_go_first_beyond_the_bound():
     first, second = sessions.open(None), sessions.open(None)
     sessions.open(first.token)  # used again: now the most recent
     sessions.open(None)
-    assert len(sessions) == 2
     assert sessions.open(first.token) is first and sessions.open(second.token) is not second
 
 

@@ -8,16 +8,16 @@ p50/p99 against the declared cost, the hand-off queue, and panels the app adds
 ``<path>/data.json`` while it is open.
 
 One process: each worker keeps its own runs in memory (bounded), and the page names the pid it
-shows. Access: with ``dashboard.token`` set, the token must come as the ``X-Dashboard-Token``
-header (or ``Authorization: Bearer``), or as the cookie the page's form sets; never in a URL.
-Without a token the page is open, which only ``dashboard.require_token = false`` allows (for
-development): by default the include refuses to start without one.
+shows. Access (``access.py``): with ``dashboard.token`` set, the token must come as the
+``X-Dashboard-Token`` header (or ``Authorization: Bearer``), or be typed into the page's form,
+which logs the browser in with an expiring cookie (``POST <path>/logout`` ends it); never in a URL.
+Wrong tokens are throttled per client address and overall (429). Without a token the page is
+open, which only ``dashboard.require_token = false`` allows (for development): by default the
+include refuses to start without one.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import os
 import time
@@ -36,26 +36,37 @@ from pyramid.tweens import EXCVIEW
 from pyramid_deferred.batch import BATCH_ATTR, RequestBatch
 from pyramid_deferred.core import RunReport
 from pyramid_deferred.core.log import deferred_task_logger
+from pyramid_deferred.dashboard.access import COOKIE_NAME, Decision, Guard, Verdict, is_cross_site
 from pyramid_deferred.dashboard.recorder import REQUEST_NOTE, STATUS_NOTE, Recorder
 from pyramid_deferred.hook import get_hook
 from pyramid_deferred.settings import load, setting
 from pyramid_deferred.tween import DEFERRED_TASK_TWEEN
-from pyramid_deferred.values import ConfigError, int_parser, parse_bool, parse_token, parse_url_path
+from pyramid_deferred.values import (
+    ConfigError,
+    hours_parser,
+    int_parser,
+    parse_bool,
+    parse_token,
+    parse_url_path,
+    seconds_parser,
+)
 
 DASHBOARD_ATTR = "deferred_task_dashboard"
 PAGE_ROUTE = "deferred_task_dashboard"
 DATA_ROUTE = "deferred_task_dashboard_data"
 ASSET_ROUTE = "deferred_task_dashboard_asset"
+LOGOUT_ROUTE = "deferred_task_dashboard_logout"
 DASHBOARD_TWEEN = "pyramid_deferred.dashboard.request_line_tween_factory"
-TOKEN_HEADER = "X-Dashboard-Token"
-COOKIE_NAME = "deferred_dashboard"
-COOKIE_CONTEXT = b"pyramid-deferred dashboard cookie"
 MAX_REQUEST_LINE = 200
 ASSETS = {"dashboard.js": "text/javascript", "dashboard.css": "text/css"}
+LOGOUT_FORM = '<form method="post" action="{{base}}/logout" class="logout"><button>Log out</button></form>'
+DENIED_PAGE = Decision(Verdict.DENIED)
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Cache-Control": "no-store",
-    "Referrer-Policy": "no-referrer",
+    # same-origin, not no-referrer: with no-referrer a browser sends "Origin: null" with the page's
+    # own login form, and the cross-site check could not tell it from a form elsewhere.
+    "Referrer-Policy": "same-origin",
     "X-Frame-Options": "DENY",
     "Content-Security-Policy": "default-src 'none'; script-src 'self'; style-src 'self'; "
     "connect-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
@@ -73,14 +84,43 @@ class DashboardSettings:
         "`<path>/data.json`.",
     )
     token: str = setting(
-        key="dashboard.token", env="APP_DASHBOARD_TOKEN", parse=parse_token, default="",
+        key="dashboard.token", env="APP_DASHBOARD_TOKEN", parse=parse_token, default="", secret=True,
         doc="The page's access token (a secret: put it in the environment, not the .ini file); sent as "
-        "the `X-Dashboard-Token` header, or typed into the page's form (a cookie). Never in a URL.",
+        "the `X-Dashboard-Token` header, or typed into the page's form (a cookie). Never in a URL, "
+        "a log line or a repr; a guessable one stops start-up.",
     )
     require_token: bool = setting(
         key="dashboard.require_token", env="APP_DASHBOARD_REQUIRE_TOKEN", parse=parse_bool, default=True,
         doc="Refuse to start the dashboard without `dashboard.token`; false only for development, where "
         "the page is then open to anyone who reaches the server.",
+    )
+    login_hours: float = setting(
+        key="dashboard.login_hours", env="APP_DASHBOARD_LOGIN_HOURS",
+        parse=hours_parser(minimum=0.05, maximum=168), default=8.0,
+        doc="How long a login through the page's form lasts: the cookie carries its issue time under "
+        "the HMAC and is refused after this, whatever the browser keeps. A new token ends every login.",
+    )
+    secure_cookie: bool = setting(
+        key="dashboard.secure_cookie", env="APP_DASHBOARD_SECURE_COOKIE", parse=parse_bool, default=False,
+        doc="Always mark the login cookie `Secure`. Without it, `Secure` follows the request's scheme as "
+        "the server sees it (https behind a proxy only where the server trusts its X-Forwarded-Proto).",
+    )
+    max_failures_per_client: int = setting(
+        key="dashboard.max_failures_per_client", env="APP_DASHBOARD_MAX_FAILURES_PER_CLIENT",
+        parse=int_parser(minimum=1, maximum=10_000), default=10,
+        doc="Wrong tokens (header, Bearer or form) one client address may send within the throttle "
+        "window; past it, its token attempts get 429 until the window ends (one WARNING per window).",
+    )
+    max_failures: int = setting(
+        key="dashboard.max_failures", env="APP_DASHBOARD_MAX_FAILURES",
+        parse=int_parser(minimum=1, maximum=1_000_000), default=100,
+        doc="Wrong tokens from all clients together within the window; past it, every token attempt "
+        "gets 429 until the window ends (a spread guess). Logged-in browsers keep their access.",
+    )
+    throttle_window_seconds: float = setting(
+        key="dashboard.throttle_window_seconds", env="APP_DASHBOARD_THROTTLE_WINDOW_SECONDS",
+        parse=seconds_parser(minimum=1, maximum=86_400), default=300.0,
+        doc="The window the wrong tokens are counted in, from the first one (per client, and overall).",
     )
     recent_runs: int = setting(
         key="dashboard.recent_runs", env="APP_DASHBOARD_RECENT_RUNS",
@@ -110,37 +150,6 @@ def request_line(environ: Mapping[str, Any]) -> str:
     return _safe_text(f"{environ.get('REQUEST_METHOD', '?')} {path}")
 
 
-class Guard:
-    """Who may see the page: everyone without a token (development), else the token's holders."""
-
-    def __init__(self, token: str) -> None:
-        self.token = token.encode()
-        self.cookie_value = hmac.new(self.token, COOKIE_CONTEXT, hashlib.sha256).hexdigest() if token else ""
-
-    @property
-    def open(self) -> bool:
-        return not self.token
-
-    def token_matches(self, given: str | None) -> bool:
-        if given is None or not self.token:
-            return False
-        return hmac.compare_digest(given.encode("utf-8", "surrogatepass"), self.token)
-
-    def allows(self, request: Request) -> bool:
-        if self.open:
-            return True
-        header = request.headers.get(TOKEN_HEADER)
-        authorization = request.headers.get("Authorization", "")
-        if header is None and authorization[:7].lower() == "bearer ":
-            header = authorization[7:].strip()
-        if self.token_matches(header):
-            return True
-        cookie = request.cookies.get(COOKIE_NAME)
-        if cookie is None:
-            return False
-        return hmac.compare_digest(cookie.encode("utf-8", "surrogatepass"), self.cookie_value.encode())
-
-
 class Dashboard:
     """The app's dashboard: settings, recorder, access guard, panels."""
 
@@ -148,7 +157,11 @@ class Dashboard:
         self.settings = settings
         self.base = settings.path.rstrip("/")
         self.recorder = Recorder(recent_runs=settings.recent_runs, max_task_names=settings.max_task_names)
-        self.guard = Guard(settings.token)
+        self.guard = Guard(
+            settings.token, login_seconds=settings.login_hours * 3600,
+            max_failures_per_client=settings.max_failures_per_client, max_failures=settings.max_failures,
+            window_seconds=settings.throttle_window_seconds,
+        )
         self.panels: list[tuple[str, PanelRows]] = []
         self.started_at = time.time()
         package = files("pyramid_deferred.dashboard") / "static"
@@ -216,42 +229,92 @@ def _secure(response: Response) -> Response:
     return response
 
 
-def _forbidden(dashboard: Dashboard, message: str) -> Response:
+def _login_page(dashboard: Dashboard, message: str, decision: Decision = DENIED_PAGE) -> Response:
+    """The form, with why it is shown: 403, or 429 (and ``Retry-After``) while throttled."""
     body = dashboard.login.replace("{{path}}", escape(dashboard.page_url))
     body = body.replace("{{message}}", escape(message))
-    return _secure(Response(body, status=403, content_type="text/html", charset="utf-8"))
+    response = Response(body, status=403, content_type="text/html", charset="utf-8")
+    if decision.verdict is Verdict.THROTTLED:
+        _throttled(response, decision)
+    return _secure(response)
+
+
+def _throttled(response: Response, decision: Decision) -> None:
+    response.status_int = 429
+    response.headers["Retry-After"] = str(decision.retry_after_seconds)
+
+
+def _refusal_message(decision: Decision, denied: str) -> str:
+    if decision.verdict is Verdict.THROTTLED:
+        return f"Too many wrong tokens: try again in {decision.retry_after_seconds} s."
+    return denied
 
 
 def page_view(request: Request) -> Response:
     dashboard = get_dashboard(request.registry)
-    if not dashboard.guard.allows(request):
-        return _forbidden(dashboard, "This page needs the dashboard token.")
+    decision = dashboard.guard.check(request)
+    if decision.verdict is not Verdict.ALLOWED:
+        return _login_page(dashboard, _refusal_message(decision, "This page needs the dashboard token."),
+                           decision)
     body = dashboard.page.replace("{{base}}", escape(dashboard.base))
+    logout = "" if dashboard.guard.open else LOGOUT_FORM.replace("{{base}}", escape(dashboard.base))
+    body = body.replace("{{logout}}", logout)
     return _secure(Response(body, content_type="text/html", charset="utf-8"))
 
 
 def login_view(request: Request) -> Response:
-    """The page's form posts the token here; a match sets the cookie and goes back to the page."""
+    """The page's form posts the token here; a match sets the login cookie and goes back to the page.
+    A post from another site is refused before its token is looked at."""
     dashboard = get_dashboard(request.registry)
+    if is_cross_site(request):
+        return _login_page(dashboard, "A login from another site is refused: use this page's form.")
+    if dashboard.guard.open:
+        return _login_page(dashboard, "This page has no token to log in with.")
     try:
         given = request.POST.get("token")
     except Exception:  # a body WebOb cannot parse is a wrong token, never a 500
         given = None
-    if dashboard.guard.open or not isinstance(given, str) or not dashboard.guard.token_matches(given.strip()):
-        return _forbidden(dashboard, "Wrong token.")
+    decision = dashboard.guard.attempt(request, given.strip() if isinstance(given, str) else "")
+    if decision.verdict is not Verdict.ALLOWED:
+        return _login_page(dashboard, _refusal_message(decision, "Wrong token."), decision)
     response = Response(status=303, location=dashboard.page_url)
     response.set_cookie(
-        COOKIE_NAME, dashboard.guard.cookie_value, path=dashboard.page_url, httponly=True,
-        samesite="Strict", secure=request.scheme == "https",
+        COOKIE_NAME, dashboard.guard.cookies.issue(dashboard.guard.clock()), path=dashboard.page_url,
+        max_age=int(dashboard.guard.cookies.max_age_seconds), httponly=True, samesite="Strict",
+        secure=_secure_cookie(dashboard, request),
     )
     return _secure(response)
 
 
+def logout_view(request: Request) -> Response:
+    """The page's *Log out* button: the browser forgets its login cookie."""
+    dashboard = get_dashboard(request.registry)
+    if is_cross_site(request):
+        return _login_page(dashboard, "A logout from another site is refused: use this page's button.")
+    response = Response(status=303, location=dashboard.page_url)
+    response.set_cookie(  # emptied and expired, with the attributes it was set with
+        COOKIE_NAME, "", path=dashboard.page_url, max_age=0, httponly=True, samesite="Strict",
+        secure=_secure_cookie(dashboard, request),
+    )
+    return _secure(response)
+
+
+def _secure_cookie(dashboard: Dashboard, request: Request) -> bool:
+    """https as the server sees it (a trusted proxy's X-Forwarded-Proto included), or forced."""
+    return dashboard.settings.secure_cookie or request.scheme == "https"
+
+
 def data_view(request: Request) -> Response:
     dashboard = get_dashboard(request.registry)
-    if not dashboard.guard.allows(request):
-        return _secure(Response(json.dumps({"error": "forbidden"}), status=403,
-                                content_type="application/json", charset="utf-8"))
+    decision = dashboard.guard.check(request)
+    if decision.verdict is not Verdict.ALLOWED:
+        throttled = decision.verdict is Verdict.THROTTLED
+        error = {"error": "throttled", "retry_after_seconds": decision.retry_after_seconds} if throttled \
+            else {"error": "forbidden"}
+        response = Response(json.dumps(error), status=403, content_type="application/json", charset="utf-8")
+        if throttled:
+            _throttled(response, decision)
+        return _secure(response)
     body = json.dumps(dashboard.data(request), allow_nan=False, default=str)
     return _secure(Response(body, content_type="application/json", charset="utf-8"))
 
@@ -299,7 +362,7 @@ def includeme(config: Configurator) -> None:
     if settings.require_token and not settings.token:
         raise ConfigError(
             "APP_DASHBOARD_TOKEN (dashboard.token) is not set, and the dashboard requires a token; "
-            "allowed: a token of 16 to 512 characters, or dashboard.require_token = false in development"
+            f"allowed: {parse_token.allowed}; or dashboard.require_token = false in development"
         )
     dashboard = Dashboard(settings)
     setattr(config.registry, DASHBOARD_ATTR, dashboard)
@@ -310,7 +373,9 @@ def includeme(config: Configurator) -> None:
     config.add_route(PAGE_ROUTE, dashboard.page_url)
     config.add_route(DATA_ROUTE, f"{base}/data.json")
     config.add_route(ASSET_ROUTE, f"{base}/assets/{{name}}")
+    config.add_route(LOGOUT_ROUTE, f"{base}/logout")
     config.add_view(page_view, route_name=PAGE_ROUTE, request_method=("GET", "HEAD"))
     config.add_view(login_view, route_name=PAGE_ROUTE, request_method="POST")
+    config.add_view(logout_view, route_name=LOGOUT_ROUTE, request_method="POST")
     config.add_view(data_view, route_name=DATA_ROUTE, request_method=("GET", "HEAD"))
     config.add_view(asset_view, route_name=ASSET_ROUTE, request_method=("GET", "HEAD"))

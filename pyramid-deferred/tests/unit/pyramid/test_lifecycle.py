@@ -8,11 +8,13 @@ from __future__ import annotations
 import atexit
 import signal
 import threading
+import weakref
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from pyramid_deferred import lifecycle
 from pyramid_deferred import testing as fx
 from pyramid_deferred.batch import RequestBatch, Trigger
 from pyramid_deferred.core import DeferredTaskRunner, RunReport
@@ -222,7 +224,10 @@ def test_concurrent_tasks_in_flight_at_the_stop_are_decided_and_the_report_balan
     assert report.balanced and report.spilled == ("meta.purchase",) and report.discarded == ("http.slow",)
 
 
-def test_at_exit_the_stop_finishes_and_an_unhandled_sigterm_begins_it_then_exits(registered, sigterm, app):
+def test_at_exit_the_stop_finishes_and_an_unhandled_sigterm_begins_it_then_exits(
+    registered, sigterm, app, monkeypatch
+):
+    monkeypatch.setattr(lifecycle, "_stops", weakref.WeakSet([app.stop]))  # not every app of the suite
     install_shutdown(app.stop, exit_on_sigterm=True)
     assert registered == [app.stop.finish]
     assert signal.getsignal(signal.SIGTERM) is _exit_on_sigterm

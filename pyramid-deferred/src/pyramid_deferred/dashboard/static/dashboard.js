@@ -156,6 +156,10 @@
     try {
       const answer = await fetch(endpoint, {credentials: "same-origin", cache: "no-store",
         headers: {"Accept": "application/json"}});
+      if (answer.status === 403) {  // the login expired (or was ended): the page shows the form again
+        location.reload();
+        return;
+      }
       if (!answer.ok) throw new Error("HTTP " + answer.status);
       const data = await answer.json();
       document.getElementById("scope").textContent = data.scope;
