@@ -9,7 +9,7 @@ PY := $(VENV)/bin/python
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e './pyramid-deferred[prometheus,otel,celery]'
+	$(PY) -m pip install --quiet -e './pyramid-deferred[prometheus,otel,celery,sqlalchemy]'
 	$(PY) -m pip install --quiet -e '.[test]'
 	@# uWSGI compiles on install (gcc, Python headers): required under CI, optional elsewhere.
 	@$(PY) -m pip install --quiet -e '.[uwsgi]' || { \
@@ -44,8 +44,11 @@ serve: setup
 # The Celery worker that runs the durable tasks (revenue events) the web workers spilled
 # (docs/durable.md). Needs APP_DEFERRED_TASK_BROKER_URL=redis://... and APP_DEFERRED_TASK_SIGNING_KEY
 # (and APP_DEFERRED_TASK_ENCRYPTION_KEY): the web workers' own.
+# -B: its embedded beat runs the outbox sweep (re-sends the durable tasks of a crashed web process);
+# with several workers, run one `celery -A app.worker beat` beside them instead.
 worker: setup
-	$(VENV)/bin/celery -A app.worker worker --pool=solo --concurrency=1 -l info
+	@mkdir -p logs
+	$(VENV)/bin/celery -A app.worker worker -B -s logs/celerybeat-schedule --pool=solo --concurrency=1 -l info
 
 # pytest exits 5 when it collected nothing: that is a failure here, never a silent pass.
 test: setup browser-check

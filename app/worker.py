@@ -1,6 +1,6 @@
 """The shop's Celery worker: runs the durable tasks (the revenue events) the web workers spilled.
 
-    make worker      # celery -A app.worker worker --pool=solo --concurrency=1 -l info
+    make worker      # celery -A app.worker worker -B --pool=solo --concurrency=1 -l info
 
 It reads the same settings as the web app: ``APP_DEFERRED_TASK_BROKER_URL`` and
 ``APP_DEFERRED_TASK_SIGNING_KEY`` (required here, the web processes' own),

@@ -105,7 +105,8 @@ ENV_ROWS: tuple[EnvRow, ...] = (
     EnvRow("spill-over", ("APP_DEFERRED_TASK_BROKER_TIMEOUT_SECONDS", "APP_DEFERRED_TASK_SPILL_MAX_RETRIES",
                           "APP_DEFERRED_TASK_SPILL_BACKOFF_SECONDS",
                           "APP_DEFERRED_TASK_SPILL_BACKOFF_MAX_SECONDS",
-                          "APP_DEFERRED_TASK_IDEMPOTENCY_TTL_SECONDS",
+                          "APP_DEFERRED_TASK_IDEMPOTENCY_TTL_SECONDS", "APP_DEFERRED_TASK_OUTBOX",
+                          "APP_DEFERRED_TASK_LEASE_SECONDS", "APP_DEFERRED_TASK_OUTBOX_SWEEP_SECONDS",
                           "APP_DEFERRED_TASK_DEAD_LETTER_TTL_SECONDS"), ALL_REFUSED),
     EnvRow("spill-over", ("APP_DEFERRED_TASK_SIGNING_KEY",), {**ALL_REFUSED, "empty": AS_UNSET}, secret=True,
            note="keys of 32+ random characters, comma-separated; too short or too regular: refused; "

@@ -123,9 +123,11 @@ def meta_env(stub_server: HTTPServer) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def running_worker(broker_url: str, probe_dir: Path, env: Mapping[str, str]) -> Iterator[Worker]:
+def running_worker(broker_url: str, probe_dir: Path, env: Mapping[str, str], *, beat: bool = False,
+                   app: str = WORKER_APP) -> Iterator[Worker]:
     """``make worker``'s command (the shop's worker app, see WORKER_APP), as a subprocess; its
-    output (stdout and stderr) in ``probe_dir/celery.log``."""
+    output (stdout and stderr) in ``probe_dir/celery.log``. ``beat``: with its embedded beat
+    (``-B``), which runs the outbox sweep on its schedule."""
     (probe_dir / "markers").mkdir(exist_ok=True)
     log_path = probe_dir / "celery.log"
     full_env = server_env(probe_dir, {
@@ -135,9 +137,11 @@ def running_worker(broker_url: str, probe_dir: Path, env: Mapping[str, str]) -> 
         "APP_LOG_LEVEL": "INFO",
         **env,
     })
-    argv = [str(CELERY), "-A", WORKER_APP, "worker", "--pool=solo", "--concurrency=1", "-l", "info",
+    argv = [str(CELERY), "-A", app, "worker", "--pool=solo", "--concurrency=1", "-l", "info",
             "--without-heartbeat", "--without-gossip", "--without-mingle",
             "-n", f"durable-test-{os.getpid()}-{probe_dir.name}@%h"]
+    if beat:
+        argv += ["-B", "-s", str(probe_dir / "beat-schedule")]
     with log_path.open("ab") as log:
         process = subprocess.Popen(argv, cwd=WORKTREE, env=full_env, stdin=subprocess.DEVNULL, stdout=log,
                                    stderr=subprocess.STDOUT)

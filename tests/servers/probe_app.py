@@ -214,6 +214,35 @@ def durable_view(request: Request) -> Response:
     return _body_response(request.GET.get("size", "stream"))
 
 
+SLEEP_IN_DURABLE_ENV = "PROBE_DURABLE_SLEEP"
+"""``0`` in the Celery worker's environment: :func:`sleep_durable` records at once there."""
+
+
+@durable_function
+def sleep_durable(rid: str, index: int, seconds: float) -> None:
+    """A durable task that is still running when its process is killed: marker ``<rid>.started``,
+    then ``seconds`` of sleep (not in the Celery worker), then its line, as :func:`record_durable`."""
+    if os.environ.get(SLEEP_IN_DURABLE_ENV, "1") != "0":
+        _mark_started(rid)
+        time.sleep(seconds)
+    record_durable(rid, index)
+
+
+def outbox_view(request: Request) -> Response:
+    """Defers a durable task that sleeps ``seconds`` (priority 100), then ``tasks`` durable ones
+    queued behind it: a crash (SIGKILL) while the first runs leaves all of them to the outbox."""
+    from pyramid_deferred.durable import durable
+
+    rid = _query_str(request, "rid")
+    seconds = float(request.GET.get("seconds", "30"))
+    runner = request.deferred_task
+    runner.defer(durable(sleep_durable, rid, 0, seconds), max_cost_seconds=1.0, priority=100,
+                 name="probe.durable.sleep")
+    for index in range(1, 1 + int(request.GET.get("tasks", "2"))):
+        runner.defer(durable(record_durable, rid, index), max_cost_seconds=1.0, name=f"probe.durable.{index}")
+    return _body_response(request.GET.get("size", "small"))
+
+
 def _append_line(own_rid: str, index: int, log: str = ISOLATION_LOG) -> None:
     line = f"{own_rid} {index} {current_rid()} {os.getpid()} {threading.current_thread().name}\n"
     fd = os.open(probe_dir() / log, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
@@ -359,6 +388,7 @@ def make_app() -> WSGIApp:
         ("pid", pid_view),
         ("raise", raise_view),
         ("durable", durable_view),
+        ("outbox", outbox_view),
     ]:
         config.add_route(f"probe_{name}", f"/probe/{name}")
         config.add_view(view, route_name=f"probe_{name}")

@@ -13,7 +13,7 @@ from loguru import logger
 
 from pyramid_deferred.core import DeferredTaskRunner, RunReport
 from pyramid_deferred.core.log import deferred_task_logger
-from pyramid_deferred.durable import SpillOver
+from pyramid_deferred.durable import DurableRun, SpillOver
 from pyramid_deferred.observers import ReportObserver, notify_observers
 from pyramid_deferred.request_id import new_request_id
 from pyramid_deferred.scope import _current
@@ -97,6 +97,8 @@ class RequestBatch:
     live: set[RequestBatch] | None = None
     """The app's batches from their scheduling to their report: what a stopping process decides
     (``pyramid_deferred.lifecycle``). Shared by the app's batches; each adds and removes itself."""
+    durable_run: DurableRun | None = None
+    """This request's view of the spill-over and the outbox (made when the batch is scheduled)."""
     _started: Once = field(default_factory=Once)
     """Run, discarded or abandoned: a batch starts at most once."""
     _reported: Once = field(default_factory=Once)
@@ -110,18 +112,23 @@ class RequestBatch:
         """Keep a copy of the current context, in which this batch's runner is the current one.
 
         Called when the response leaves the app: that moment is ``scheduled_at``. From now on a
-        process that stops decides this batch if it has not ended (its durable tasks' keys are
-        fixed now, for the spill-over)."""
+        process that stops decides this batch if it has not ended; its durable tasks that will run
+        are in the outbox now (when one is configured), before the server sends the response."""
         self.scheduled_at = self.clock()
-        self._durable_run()
+        run = self.open_durable_run()
+        if run is not None:
+            failed = self.request_failed  # a failed request runs its ``always`` tasks only
+            run.record([(task, seq) for task, seq in self.runner.queued() if task.always or not failed])
         self.context = contextvars.copy_context()
         self.context.run(_current.set, self.runner)
         if self.live is not None:
             self.live.add(self)
 
-    def _durable_run(self) -> None:
-        if self.spill_over is not None and self.runner.durable is None:
-            self.runner.durable = self.spill_over.for_request(self.request_id)
+    def open_durable_run(self) -> DurableRun | None:
+        """This request's view of the spill-over (its durable tasks' keys), made once."""
+        if self.spill_over is not None and self.durable_run is None:
+            self.durable_run = self.runner.durable = self.spill_over.for_request(self.request_id)
+        return self.durable_run
 
     def ceiling_seconds(self) -> float | None:
         """What the hard limit leaves of this request's life, right now (the spec's table)."""
@@ -165,7 +172,7 @@ class RequestBatch:
             return []
         self._started.claim()  # a batch that had not started never will
         with logger.contextualize(request_id=self.request_id):
-            self._durable_run()
+            self.open_durable_run()
             report, lost = self.runner.stop(why)
             self.runner.close()
             self._report(report)
@@ -187,6 +194,8 @@ class RequestBatch:
             notify_observers(self, report)
         if self.live is not None:
             self.live.discard(self)
+        if self.durable_run is not None:
+            self.durable_run.settle()
 
     def _run(self) -> RunReport | None:
         watchdog = self.watchdog
@@ -201,7 +210,7 @@ class RequestBatch:
     def _run_watched(self) -> RunReport | None:
         with logger.contextualize(request_id=self.request_id):
             self.run_started_at = self.clock()
-            self._durable_run()
+            self.open_durable_run()
             report: RunReport | None = None
             try:
                 report = self.runner.run(

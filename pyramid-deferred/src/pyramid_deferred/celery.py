@@ -13,16 +13,21 @@ claims the task's idempotency key in Redis, finds the function in the registry o
 durable functions (never an import: a message naming anything else is refused), runs it, and
 retries with exponential backoff (or after the breaker's reset timeout for
 :class:`~pyramid_deferred.durable.ServiceDown`); after its last retry the message goes to the
-dead-letter store (:mod:`pyramid_deferred.durable.dead_letters`). Start a worker::
+dead-letter store (:mod:`pyramid_deferred.durable.dead_letters`).
 
-    celery -A yourapp.worker worker --pool=solo -l info
+It also puts ``pyramid_deferred.sweep_outbox`` on Celery beat's schedule: the outbox entries whose
+lease ran out (their web process died before their fate was final,
+:mod:`pyramid_deferred.durable.outbox`) are sent to ``run_durable`` as they were sealed. Start a
+worker with its beat (``-B``; with several workers, run one ``celery beat`` beside them)::
+
+    celery -A yourapp.worker worker -B --pool=solo -l info
     # yourapp/worker.py: app = create_celery_app(settings, imports=("yourapp.durable_tasks",))
 """
 
 from __future__ import annotations
 
 import importlib
-import re
+import json
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
@@ -53,19 +58,15 @@ from pyramid_deferred.durable import (
 from pyramid_deferred.durable.dead_letters import COMMAND as DEAD_LETTERS_COMMAND
 from pyramid_deferred.durable.dead_letters import DeadLetterStore
 from pyramid_deferred.durable.message import ForgedMessage, MessageCodec, SealedMessage, UndecryptablePayload
+from pyramid_deferred.durable.outbox import Outbox, RedisOutbox, resend_expired
 from pyramid_deferred.settings import DeferredTaskSettings, load_deferred_task_settings
-from pyramid_deferred.values import ConfigError
+from pyramid_deferred.values import ConfigError, mask_url
 
 TASK_NAME = "pyramid_deferred.run_durable"
+SWEEP_TASK_NAME = "pyramid_deferred.sweep_outbox"
 KEY_PREFIX = "pyramid_deferred:durable:"
 HELD, DONE = "held", "done"
 log = logger.bind(channel=CHANNEL)
-_CREDENTIALS = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^@/\s]*@", re.IGNORECASE)
-
-
-def mask_url(text: str) -> str:
-    """``redis://:secret@host`` → ``redis://***@host``, wherever a URL with credentials appears."""
-    return _CREDENTIALS.sub(r"\g<scheme>***@", text)
 
 
 def redis_client(url: str, timeout: float) -> Redis:
@@ -155,15 +156,20 @@ def create_celery_app(
     main: str = "pyramid_deferred",
     environ: Mapping[str, str] | None = None,
     imports: Sequence[str] = (),
+    outbox: Outbox | None = None,
 ) -> Celery:
-    """The Celery app of the spill-over, with the ``run_durable`` task registered.
+    """The Celery app of the spill-over, with the ``run_durable`` task registered, and the outbox
+    sweep (``pyramid_deferred.sweep_outbox``) on beat's schedule.
 
     ``settings``: the add-on's settings, or the app's settings mapping (its ``deferred_task.*``
     .ini keys), read as the web process reads them, the ``APP_DEFERRED_TASK_*`` variables of
     ``environ`` (default: ``os.environ``) winning. A broker and a signing key are required.
     ``main``: the Celery app's name (what ``celery`` shows). ``imports``: the modules that declare
     the app's durable functions (``@durable_function``), imported now: a worker runs those and no
-    other (the web process imports them with its views; a worker must be told).
+    other (the web process imports them with its views; a worker must be told). ``outbox``: the
+    web processes' outbox when it is not the broker's Redis (the transactional one,
+    ``pyramid_deferred.durable.sql_outbox.SqlOutbox``); by default the broker's Redis, unless
+    ``deferred_task.outbox`` is ``off``.
     """
     if not isinstance(settings, DeferredTaskSettings):
         settings = load_deferred_task_settings(settings, environ)
@@ -182,7 +188,40 @@ def create_celery_app(
     app = Celery(main)
     app.conf.update(celery_config(settings))
     register_durable_task(app, settings)
+    outbox = outbox if outbox is not None else outbox_for(settings)
+    if outbox is not None:
+        register_outbox_sweep(app, settings, outbox)
     return app
+
+
+def outbox_for(settings: DeferredTaskSettings) -> Outbox | None:
+    """The outbox in the broker's Redis (``deferred_task.outbox = redis``, the default), or None."""
+    if settings.outbox != "redis":
+        return None
+    return RedisOutbox(redis_client(settings.broker_url, settings.broker_timeout_seconds))
+
+
+def register_outbox_sweep(app: Celery, settings: DeferredTaskSettings, outbox: Outbox) -> Task:
+    """``pyramid_deferred.sweep_outbox`` every ``outbox_sweep_seconds`` on beat's schedule (a sweep
+    not picked up within one interval expires: a busy worker never piles them up). Each entry
+    goes out as it was sealed: the worker checks its signature like any other message's."""
+    spiller: list[CelerySpiller] = []
+
+    @app.task(name=SWEEP_TASK_NAME, shared=False, ignore_result=True)
+    def sweep_outbox() -> int:
+        if not spiller:
+            spiller.append(CelerySpiller(app))
+        send = spiller[0].send
+        return resend_expired(outbox, lambda key, text: send(json.loads(text)),
+                              lease_seconds=settings.lease_seconds)
+
+    interval = settings.outbox_sweep_seconds
+    app.conf.beat_schedule = {
+        **(app.conf.beat_schedule or {}),
+        SWEEP_TASK_NAME: {"task": SWEEP_TASK_NAME, "schedule": interval, "options": {"expires": interval}},
+    }
+    task: Task = sweep_outbox
+    return task
 
 
 def message_codec(settings: DeferredTaskSettings) -> MessageCodec:
@@ -327,11 +366,15 @@ class CelerySpiller:
 
 
 def build_spill_over(settings: DeferredTaskSettings) -> SpillOver:
-    """The web side's spill-over for ``settings`` (called when the app's configuration commits)."""
+    """The web side's spill-over for ``settings`` (called when the app's configuration commits),
+    with the outbox in the broker's Redis unless ``deferred_task.outbox`` is ``off`` (an app with a
+    transactional outbox sets its own: ``config.set_deferred_task_outbox``)."""
     app = create_celery_app(settings)
-    claims = RedisClaims(redis_client(settings.broker_url, settings.broker_timeout_seconds),
-                         done_ttl_seconds=settings.idempotency_ttl_seconds)
-    return SpillOver(CelerySpiller(app), claims, codec=message_codec(settings))
+    redis = redis_client(settings.broker_url, settings.broker_timeout_seconds)
+    claims = RedisClaims(redis, done_ttl_seconds=settings.idempotency_ttl_seconds)
+    outbox = RedisOutbox(redis) if settings.outbox == "redis" else None
+    return SpillOver(CelerySpiller(app), claims, codec=message_codec(settings), outbox=outbox,
+                     lease_seconds=settings.lease_seconds)
 
 
 def _shown(text: object) -> str:

@@ -8,6 +8,7 @@ from pyramid.tweens import EXCVIEW, INGRESS
 
 from pyramid_deferred import uwsgi as uwsgi_trigger
 from pyramid_deferred.durable import ServiceCheck, SpillOver
+from pyramid_deferred.durable.outbox import Outbox
 from pyramid_deferred.hook import HOOK_ATTR, DeferredTaskHook, RunnerFactory, get_hook, set_spill_over
 from pyramid_deferred.lifecycle import install_shutdown
 from pyramid_deferred.observers import add_deferred_task_observer
@@ -46,6 +47,25 @@ def set_deferred_task_service_check(config: Configurator, check: ServiceCheck) -
     config.action(("pyramid_deferred", "service_check"), register)
 
 
+def set_deferred_task_outbox(config: Configurator, outbox: Outbox) -> None:
+    """Directive ``config.set_deferred_task_outbox(outbox)``: record durable tasks in ``outbox``
+    instead of the broker's Redis; an outbox with ``session_of`` (``SqlOutbox``) writes them in the
+    request's own pyramid_tm transaction. Needs the spill-over (``deferred_task.broker_url``)."""
+    if not all(callable(getattr(outbox, method, None)) for method in ("record", "clear", "take_expired")):
+        raise TypeError(f"outbox must have record, clear and take_expired, got {type(outbox).__name__}")
+
+    def register() -> None:
+        hook = get_hook(config.registry)
+        if hook.spill_over is None:
+            raise ConfigError(
+                "config.set_deferred_task_outbox() needs the spill-over: set deferred_task.broker_url "
+                "(APP_DEFERRED_TASK_BROKER_URL) to the Celery broker's redis:// URL"
+            )
+        hook.spill_over.outbox = outbox
+
+    config.action(("pyramid_deferred", "outbox"), register)
+
+
 def spill_over_for(settings: DeferredTaskSettings) -> SpillOver | None:
     """The Celery spill-over when a broker is set (None otherwise: durable tasks are then plain)."""
     if not settings.broker_url:
@@ -66,6 +86,7 @@ def include(config: Configurator) -> None:
     config.add_directive("add_deferred_task_observer", add_deferred_task_observer)
     config.add_directive("set_deferred_task_runner_factory", set_deferred_task_runner_factory)
     config.add_directive("set_deferred_task_service_check", set_deferred_task_service_check)
+    config.add_directive("set_deferred_task_outbox", set_deferred_task_outbox)
     # One tween, outside pyramid_tm (whose outcome it must know) and exception views (it sees
     # their response); no subscriber: any subscriber makes Pyramid notify four events per request.
     config.add_tween(DEFERRED_TASK_TWEEN, under=INGRESS, over=(TM_TWEEN, EXCVIEW))

@@ -32,6 +32,7 @@ T = TypeVar("T")
 S = TypeVar("S")
 
 STRATEGIES = ("auto", "close", "thread")
+OUTBOXES = ("redis", "off")
 MAX_BUDGET_SECONDS = 86_400.0
 
 
@@ -203,6 +204,27 @@ class DeferredTaskSettings:
         key="deferred_task.spill_backoff_max_seconds", env="APP_DEFERRED_TASK_SPILL_BACKOFF_MAX_SECONDS",
         parse=seconds_parser(minimum=0.01, maximum=86_400), default=600.0,
         doc="Longest delay between two retries of a spilled task.",
+    )
+    outbox: str = setting(
+        key="deferred_task.outbox", env="APP_DEFERRED_TASK_OUTBOX", parse=choice_parser(OUTBOXES),
+        default="redis",
+        doc="With a broker set: `redis` records each request's durable tasks in the broker's Redis before "
+        "its response leaves (one round trip; none for requests without durable tasks), so a crashed "
+        "process's tasks are re-sent by the worker's sweep; `off`: spills only. An app on pyramid_tm "
+        "and zope.sqlalchemy may use its database instead (`config.set_deferred_task_outbox`).",
+    )
+    lease_seconds: float = setting(
+        key="deferred_task.lease_seconds", env="APP_DEFERRED_TASK_LEASE_SECONDS",
+        parse=seconds_parser(minimum=1, maximum=86_400), default=60.0,
+        doc="How long a process may hold a durable task (its outbox entry; a running claim: at least "
+        "twice its declared cost) before another may take it over: a crashed process's tasks run "
+        "on a Celery worker within this plus the sweep's interval.",
+    )
+    outbox_sweep_seconds: float = setting(
+        key="deferred_task.outbox_sweep_seconds", env="APP_DEFERRED_TASK_OUTBOX_SWEEP_SECONDS",
+        parse=seconds_parser(minimum=0.5, maximum=3600), default=15.0,
+        doc="How often Celery beat runs the outbox sweep (`pyramid_deferred.sweep_outbox`), which re-sends "
+        "the entries whose lease ran out.",
     )
     idempotency_ttl_seconds: float = setting(
         key="deferred_task.idempotency_ttl_seconds", env="APP_DEFERRED_TASK_IDEMPOTENCY_TTL_SECONDS",

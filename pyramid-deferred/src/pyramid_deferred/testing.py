@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +26,7 @@ from pyramid_deferred.core.report import RunReport
 from pyramid_deferred.core.runner import DeferredTaskRunner
 from pyramid_deferred.core.task import DeferredTask
 from pyramid_deferred.durable.message import MessageCodec, SealedMessage
+from pyramid_deferred.durable.outbox import OutboxUnavailable
 from pyramid_deferred.durable.spill import BrokerUnavailable, Claim, SpilledTask
 from pyramid_deferred.hook import override_runner_factory
 
@@ -325,3 +326,45 @@ class MemoryClaims:
     def release(self, key: str) -> None:
         if self.keys.get(key) == "held":
             del self.keys[key]
+
+
+class MemoryOutbox:
+    """An outbox in memory (what Redis or the database holds), on ``clock``: ``entries`` maps each
+    key to its sealed message text and lease end; ``records`` counts the writes (round trips)."""
+
+    name = "memory"
+
+    def __init__(self, clock: FakeClock | None = None) -> None:
+        self.clock = clock or FakeClock()
+        self.entries: dict[str, tuple[str, float]] = {}
+        self.records = 0
+        self.down = False
+
+    def _check(self) -> None:
+        if self.down:
+            raise OutboxUnavailable("ConnectionError: nobody listens")
+
+    def record(self, entries: Sequence[tuple[str, str]], lease_seconds: float) -> None:
+        self._check()
+        self.records += 1
+        for key, message in entries:
+            self.entries[key] = (message, self.clock() + lease_seconds)
+
+    def clear(self, keys: Sequence[str]) -> None:
+        self._check()
+        for key in keys:
+            self.entries.pop(key, None)
+
+    def take_expired(self, limit: int, lease_seconds: float) -> list[tuple[str, str]]:
+        self._check()
+        now = self.clock()
+        expired = sorted((until, key) for key, (_, until) in self.entries.items() if until <= now)[:limit]
+        taken = []
+        for _, key in expired:
+            message = self.entries[key][0]
+            self.entries[key] = (message, now + lease_seconds)
+            taken.append((key, message))
+        return taken
+
+    def pending(self) -> int:
+        return len(self.entries)

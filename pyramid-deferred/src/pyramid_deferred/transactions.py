@@ -7,12 +7,15 @@
   whatever the status: a purchase event must not be sent for an order that was rolled back.
   At the request's first ``defer()``, an after-commit hook on its transaction records whether
   the commit succeeded; requests that defer nothing pay nothing.
+- With the transactional outbox (``pyramid_deferred.durable.sql_outbox``), a before-commit hook
+  writes the durable tasks deferred so far as rows in that same transaction.
 
 Neither package is a dependency: each is consulted only where the request shows it is active.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from pyramid.request import Request
@@ -47,6 +50,19 @@ def watch_transaction(request: Request, batch: RequestBatch) -> None:
         return
     batch.transaction_committed = False
     transaction.addAfterCommitHook(_record_commit, args=(batch,))
+    outbox = batch.spill_over.outbox if batch.spill_over is not None else None
+    session_of = getattr(outbox, "session_of", None)
+    if session_of is not None:  # the transactional outbox: rows in this very commit
+        transaction.addBeforeCommitHook(_record_durable_tasks, args=(batch, session_of, request))
+
+
+def _record_durable_tasks(
+    batch: RequestBatch, session_of: Callable[[Request], object], request: Request
+) -> None:
+    """Before the commit: the durable tasks the view deferred become outbox rows in its transaction."""
+    run = batch.open_durable_run()
+    if run is not None:
+        run.record(batch.runner.queued(), session=session_of(request))
 
 
 def _record_commit(status: bool, batch: RequestBatch) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import math
+import re
 import string
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -263,3 +264,9 @@ parse_fernet_keys: Parser[tuple[str, ...]] = SecretParser(
     f"`{MAKE_FERNET_KEY}` (the value is never shown)",
     _fernet_keys,
 )
+_CREDENTIALS = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^@/\s]*@", re.IGNORECASE)
+
+
+def mask_url(text: str) -> str:
+    """``redis://:secret@host`` → ``redis://***@host``, wherever a URL with credentials appears."""
+    return _CREDENTIALS.sub(r"\g<scheme>***@", text)

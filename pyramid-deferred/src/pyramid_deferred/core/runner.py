@@ -286,6 +286,11 @@ class DeferredTaskRunner:
         """The queued tasks in the order :meth:`run` would consider them."""
         return tuple(entry[2] for entry in sorted(self._queue))
 
+    def queued(self) -> list[tuple[DeferredTask, int]]:
+        """The queued tasks with their sequence (their place in the request: with the request id
+        and the name, a durable task's idempotency key), in run order."""
+        return [(entry[2], entry[1]) for entry in sorted(self._queue)]
+
     @property
     def current_task(self) -> DeferredTask | None:
         """The task :meth:`run` is executing right now (read from another thread at shutdown)."""

@@ -143,7 +143,7 @@ def main(argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = 
         print(f"{COMMAND}: {error}", file=sys.stderr)
         return 1
     except Exception as error:  # Redis or the broker: said, never with the URL's password
-        from pyramid_deferred.celery import mask_url
+        from pyramid_deferred.values import mask_url
 
         print(f"{COMMAND}: {type(error).__name__}: {mask_url(str(error))}", file=sys.stderr)
         return 1

@@ -5,10 +5,11 @@ arguments (a buyer's e-mail), and show a failure's traceback without local varia
 
 from __future__ import annotations
 
+import json
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
@@ -18,6 +19,7 @@ from pyramid_deferred.core.durable import (
     call_with_spill_possible,
 )
 from pyramid_deferred.core.log import NOTICE, deferred_task_logger, without_locals
+from pyramid_deferred.durable.outbox import Outbox, OutboxUnavailable
 
 if TYPE_CHECKING:
     from loguru import Logger
@@ -44,6 +46,12 @@ class SpillReason(StrEnum):
     """Its service's circuit breaker is open: not run here, retried after the reset timeout."""
     SHUTDOWN = "shutdown"
     """The process stopped with it still queued, or still running, when the grace ran out."""
+    OUTBOX = "outbox"
+    """Recorded in the outbox before the response left; re-sent by the sweep if its process died."""
+
+
+KEPT_FOR_THE_SWEEP = frozenset({SpillReason.SKIPPED, SpillReason.FAILED, SpillReason.SHUTDOWN})
+"""Reasons whose failed spill leaves the task undone here: its outbox entry stays for the sweep."""
 
 
 class BrokerUnavailable(Exception):
@@ -122,10 +130,18 @@ class SpillOver:
         logger: Logger = deferred_task_logger,
         clock: Callable[[], float] = time.monotonic,
         broker_down_backoff_seconds: float = BROKER_DOWN_BACKOFF_SECONDS,
+        outbox: Outbox | None = None,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
     ) -> None:
+        """``outbox``: where each request's durable tasks are recorded before its response leaves
+        (crash safety, :mod:`pyramid_deferred.durable.outbox`); None: spills only.
+        ``lease_seconds``: how long a process may hold a durable task (its outbox entry, its
+        running claim: at least twice the declared cost) before another may take it over."""
         self.spiller = spiller
         self.claims = claims
         self.codec = codec
+        self.outbox = outbox
+        self.lease_seconds = lease_seconds
         self.service_check = service_check
         self.logger = logger
         self.clock = clock
@@ -137,6 +153,10 @@ class SpillOver:
 
     def for_request(self, request_id: str) -> DurableRun:
         return DurableRun(self, request_id)
+
+    def seal(self, task: SpilledTask) -> str:
+        """The sealed message as JSON text: what the outbox keeps, and its sweep sends as it is."""
+        return json.dumps(self.codec.seal(task), separators=(",", ":"), sort_keys=True)
 
     def send(self, task: SpilledTask, *, error: BaseException | None = None, detail: str = "") -> bool:
         """Seal ``task`` and hand it to the engine; log it either way. False when the broker did
@@ -179,15 +199,69 @@ class SpillOver:
 class DurableRun:
     """One request's view of the spill-over: what the runner calls (:class:`DurableHooks`)."""
 
-    __slots__ = ("_token", "request_id", "running", "spill_over")
+    __slots__ = ("_token", "kept", "recorded", "request_id", "running", "spill_over")
 
     def __init__(self, spill_over: SpillOver, request_id: str) -> None:
         self.spill_over = spill_over
         self.request_id = request_id
         self.running: tuple[DeferredTask, int] | None = None
         """The durable task running now, and its sequence (read at shutdown from another thread)."""
+        self.recorded: set[str] = set()
+        """Keys of this request's tasks in the outbox."""
+        self.kept: set[str] = set()
+        """Keys whose spill failed: their outbox entries stay, for the sweep to re-send."""
         # A client may send the same X-Request-ID twice: the token keeps two requests' keys apart.
         self._token = secrets.token_hex(4)
+
+    def record(self, queued: Sequence[tuple[DeferredTask, int]], session: object = None) -> None:
+        """The durable tasks among ``queued`` go to the outbox, in one round trip (none when there
+        are none). Before the response leaves, on the outbox's own connection: if it cannot be
+        written the request still answers and the tasks still run here; the failure is logged,
+        without their arguments. With ``session`` (a transactional outbox, before its commit):
+        through the request's own transaction, whose commit fails with it."""
+        spill_over = self.spill_over
+        outbox = spill_over.outbox
+        if outbox is None:
+            return
+        entries = []
+        for item, sequence in queued:
+            key = self.key(item, sequence)
+            if type(item.task) is DurableCall and key not in self.recorded:
+                entries.append((key, spill_over.seal(self.task(item, sequence, SpillReason.OUTBOX))))
+        if not entries:
+            return
+        if session is not None:
+            outbox.record_in(session, entries, spill_over.lease_seconds)  # type: ignore[attr-defined]
+            self.recorded.update(key for key, _ in entries)
+            return
+        try:
+            outbox.record(entries, spill_over.lease_seconds)
+        except OutboxUnavailable as why:
+            spill_over.logger.error(
+                "Could not record {} durable task(s) in the {} outbox ({}): they run here as usual, but a "
+                "crash before they end would lose them: {}",
+                len(entries), outbox.name, why, ", ".join(key for key, _ in entries),
+            )
+            return
+        self.recorded.update(key for key, _ in entries)
+
+    def settle(self) -> None:
+        """The batch was reported: every recorded task's fate is final here but for those whose
+        spill failed, kept for the sweep. One round trip; a failure leaves them for the sweep
+        too (the key keeps a task that ran from running again)."""
+        outbox = self.spill_over.outbox
+        done = self.recorded - self.kept
+        if outbox is None or not done:
+            return
+        try:
+            outbox.clear(sorted(done))
+        except OutboxUnavailable as why:
+            self.spill_over.logger.warning(
+                "Could not clear {} outbox entries ({}): the sweep will re-send them and their keys "
+                "keep each from running twice", len(done), why,
+            )
+            return
+        self.recorded -= done
 
     def key(self, item: DeferredTask, sequence: int) -> str:
         return f"{self.request_id}:{self._token}:{item.name}:{sequence}"
@@ -209,7 +283,7 @@ class DurableRun:
         return SpilledTask(
             key=self.key(item, sequence), request_id=self.request_id, name=item.name,
             function=call.function_path, payload=call.payload, reason=reason, countdown=countdown,
-            lease_seconds=lease_for(item.max_cost_seconds),
+            lease_seconds=lease_for(item.max_cost_seconds, self.spill_over.lease_seconds),
         )
 
     def spill(self, item: DeferredTask, sequence: int, reason: str, *, detail: str = "",
@@ -218,13 +292,16 @@ class DurableRun:
             claims = self.spill_over.claims
             if claims is not None:  # the in-process run gives its claim back for the engine's
                 claims.release(self.key(item, sequence))
-        return self.spill_over.send(self.task(item, sequence, reason, countdown), error=error, detail=detail)
+        sent = self.spill_over.send(self.task(item, sequence, reason, countdown), error=error, detail=detail)
+        if not sent and reason in KEPT_FOR_THE_SWEEP:
+            self.kept.add(self.key(item, sequence))
+        return sent
 
     def guard(self, item: DeferredTask, sequence: int) -> Callable[[], object]:
         claims = self.spill_over.claims
         call = item.task
         key = self.key(item, sequence)
-        lease = lease_for(item.max_cost_seconds)
+        lease = lease_for(item.max_cost_seconds, self.spill_over.lease_seconds)
         logger = self.spill_over.logger
 
         def guarded() -> object:
@@ -245,6 +322,6 @@ class DurableRun:
         return guarded
 
 
-def lease_for(max_cost_seconds: float) -> float:
-    """How long one run may hold a key: twice the declared cost, at least a minute."""
-    return max(DEFAULT_LEASE_SECONDS, 2 * max_cost_seconds)
+def lease_for(max_cost_seconds: float, lease_seconds: float = DEFAULT_LEASE_SECONDS) -> float:
+    """How long one run may hold a key: twice the declared cost, at least ``lease_seconds``."""
+    return max(lease_seconds, 2 * max_cost_seconds)
