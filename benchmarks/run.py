@@ -35,7 +35,7 @@ PROFILES: dict[str, dict[str, Any]] = {
             "work_requests": 40, "plain_requests": 20_000, "plain_seconds": 5.0, "lane_idle_requests": 10,
         },
         "observability": {"samples": 61, "requests": 300},
-        "spill": {"requests": 2000, "spills": 2000},
+        "spill": {"requests": 2000, "spills": 2000, "outbox_requests": 1000},
     },
     "quick": {
         "latency": {"requests": 15, "warmup": 2, "time_limit": 60.0},
@@ -46,7 +46,7 @@ PROFILES: dict[str, dict[str, Any]] = {
             "work_requests": 12, "plain_requests": 3_000, "plain_seconds": 2.0, "lane_idle_requests": 3,
         },
         "observability": {"samples": 21, "requests": 100},
-        "spill": {"requests": 200, "spills": 200},
+        "spill": {"requests": 200, "spills": 200, "outbox_requests": 150},
     },
 }
 
