@@ -1,25 +1,38 @@
-"""One request's deferred work, and the guarantee that it is decided exactly once."""
+"""One request's deferred work, and the guarantee that it is decided exactly once.
+
+A batch exists only for a request that deferred something (its first ``defer()`` makes it). Its
+life, top-down, as :mod:`pyramid_deferred.tween` and :mod:`pyramid_deferred.dispatch` drive it:
+
+1. made at the first ``defer()``; the response, once the app has it, is parked on it;
+2. :meth:`RequestBatch.schedule` when the response leaves the app: its durable tasks go to the
+   outbox, it joins the app's live batches (what a stopping process decides);
+3. :meth:`RequestBatch.run_once` from its trigger (the body's ``close()``, the hand-off worker,
+   uWSGI's after-request hook), or :meth:`discard_once` (a retried attempt), or :meth:`abandon`
+   (the process stops): exactly one of them starts it;
+4. its report goes to the observers once, and it leaves the live batches.
+
+Nothing here imports Pyramid: the batch sees the request only through what the tween gives it.
+"""
 
 from __future__ import annotations
 
 import contextvars
+import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
 from pyramid_deferred.core import DeferredTaskRunner, RunReport
 from pyramid_deferred.core.log import deferred_task_logger
 from pyramid_deferred.durable import DurableRun, SpillOver
-from pyramid_deferred.observers import ReportObserver, notify_observers
 from pyramid_deferred.request_id import new_request_id
-from pyramid_deferred.scope import _current
+from pyramid_deferred.scope import _running_batch
 
 if TYPE_CHECKING:
-    from pyramid_deferred.watchdog import Watchdog
+    ReportObserver = Callable[["RequestBatch", RunReport], object]
 
 BATCH_ATTR = "deferred_task_batch"
 """The request attribute holding its batch."""
@@ -58,71 +71,94 @@ class Trigger(StrEnum):
     INLINE_SHUTTING_DOWN = "inline (shutting down)"
 
 
-@dataclass(eq=False)
 class RequestBatch:
     """Binds a request's runner to the moment it must run; captured by value, not looked up later.
 
     By the time the server calls ``close()`` the request's threadlocals are gone, and a hand-off
-    runs on another thread: the batch keeps the runner object and a copy of the request's context
-    (with the runner set as :func:`pyramid_deferred.current_runner`), so tasks that defer more
-    work reach their own request's runner. The request id (put on every log line of the run) and
-    the report observers travel with it too.
+    runs on another thread: the batch keeps the runner object, and for a run on another thread a
+    copy of the request's context, so tasks see the request's context variables and reach their
+    own request's runner (:func:`pyramid_deferred.current_runner`). The request id (on every log
+    line of the run) and the report observers travel with it too.
     """
 
-    runner: DeferredTaskRunner
-    hard_limit_seconds: float = 0.0
-    """Seconds the request may live in total (a server's kill timeout); 0 = no hard limit."""
-    clock: Callable[[], float] = time.monotonic
-    started: float = field(default=0.0)
-    request_id: str = field(default_factory=new_request_id)
-    observers: tuple[ReportObserver, ...] = ()
-    request_failed: bool = False
-    transaction_committed: bool | None = None
-    """None without pyramid_tm; False while its transaction is open, and if it was aborted."""
-    scheduled: bool = False
-    """True once the run is attached to a trigger after the response; the safety net stays out."""
-    context: contextvars.Context | None = None
-    trigger: Trigger = Trigger.DIRECT
-    watchdog: Watchdog | None = None
-    """Knows the batch while it runs: names a task far past its cost, and what is left at exit."""
-    scheduled_at: float | None = None
-    """``clock()`` when the response left the app and the batch was attached to its trigger."""
-    run_started_at: float | None = None
-    """``clock()`` when the run began: minus ``scheduled_at``, the wait the response's delivery took."""
-    notes: dict[str, object] = field(default_factory=dict)
-    """What add-ons note about the request for the observers, which never see the request
-    (``pyramid_deferred.tracing``: the request's span; ``pyramid_deferred.dashboard``: its line)."""
-    spill_over: SpillOver | None = None
-    """Where this request's durable tasks go instead of being lost (None: spill-over off)."""
-    live: set[RequestBatch] | None = None
-    """The app's batches from their scheduling to their report: what a stopping process decides
-    (``pyramid_deferred.lifecycle``). Shared by the app's batches; each adds and removes itself."""
-    durable_run: DurableRun | None = None
-    """This request's view of the spill-over and the outbox (made when the batch is scheduled)."""
-    _started: Once = field(default_factory=Once)
-    """Run, discarded or abandoned: a batch starts at most once."""
-    _reported: Once = field(default_factory=Once)
-    """Its report goes to the observers at most once (the run's, or the stop's if it came first)."""
+    __slots__ = (
+        "_reported", "_started", "clock", "context", "durable_run", "hard_limit_seconds", "live", "notes",
+        "observers", "request_failed", "request_id", "response", "run_started_at", "runner", "scheduled",
+        "scheduled_at", "spill_over", "started", "thread", "transaction_committed", "trigger", "watchdog",
+    )
 
-    def __post_init__(self) -> None:
-        if not self.started:
-            self.started = self.clock()
+    def __init__(
+        self,
+        runner: DeferredTaskRunner,
+        *,
+        hard_limit_seconds: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+        started: float = 0.0,
+        request_id: str | None = None,
+        observers: Sequence[ReportObserver] = (),
+        watchdog: Any = None,
+        spill_over: SpillOver | None = None,
+        live: set[RequestBatch] | None = None,
+    ) -> None:
+        self.runner = runner
+        self.hard_limit_seconds = hard_limit_seconds
+        """Seconds the request may live in total (a server's kill timeout); 0 = no hard limit."""
+        self.clock = clock
+        self.started = started or clock()
+        self.request_id = request_id or new_request_id()
+        self.observers = observers
+        self.watchdog = watchdog
+        """Started with the first batch the app schedules: it watches the live batches."""
+        self.spill_over = spill_over
+        """Where this request's durable tasks go instead of being lost (None: spill-over off)."""
+        self.live = live
+        """The app's batches from their scheduling to their report: what a stopping process decides
+        (``pyramid_deferred.lifecycle``) and what the watchdog watches."""
+        self.request_failed = False
+        self.transaction_committed: bool | None = None
+        """None without pyramid_tm; False while its transaction is open, and if it was aborted."""
+        self.scheduled = False
+        """True once the run is attached to a trigger after the response; the safety net stays out."""
+        self.response: Any = None
+        """The response the app returned (parked by the tween); None if an exception escaped."""
+        self.context: contextvars.Context | None = None
+        self.trigger = Trigger.DIRECT
+        self.scheduled_at: float | None = None
+        """``clock()`` when the response left the app and the batch was attached to its trigger."""
+        self.run_started_at: float | None = None
+        """``clock()`` when the run began: minus ``scheduled_at``, the wait the response's delivery took."""
+        self.thread: threading.Thread | None = None
+        """The thread running the batch, while it runs (the watchdog shows its stack)."""
+        self.notes: dict[str, object] = {}
+        """What add-ons note about the request for the observers, which never see the request
+        (``pyramid_deferred.tracing``: the request's span; ``pyramid_deferred.dashboard``: its line)."""
+        self.durable_run: DurableRun | None = None
+        """This request's view of the spill-over and the outbox (made when first needed)."""
+        self._started = Once()
+        """Run, discarded or abandoned: a batch starts at most once."""
+        self._reported = Once()
+        """Its report goes to the observers at most once (the run's, or the stop's if it came first)."""
 
-    def capture_context(self) -> None:
-        """Keep a copy of the current context, in which this batch's runner is the current one.
-
-        Called when the response leaves the app: that moment is ``scheduled_at``. From now on a
-        process that stops decides this batch if it has not ended; its durable tasks that will run
-        are in the outbox now (when one is configured), before the server sends the response."""
+    def schedule(self, *, copy_context: bool) -> None:
+        """The response leaves the app, and the batch is attached to its trigger: that moment is
+        ``scheduled_at``. Its durable tasks that will run go to the outbox now (when one is set),
+        before the server sends the response; from now on a process that stops decides this
+        batch if it has not ended. ``copy_context``: the batch will run on another thread, in a
+        copy of this one's context (the request's context variables)."""
+        self.scheduled = True
         self.scheduled_at = self.clock()
         run = self.open_durable_run()
         if run is not None:
             failed = self.request_failed  # a failed request runs its ``always`` tasks only
             run.record([(task, seq) for task, seq in self.runner.queued() if task.always or not failed])
-        self.context = contextvars.copy_context()
-        self.context.run(_current.set, self.runner)
-        if self.live is not None:
-            self.live.add(self)
+        if copy_context:
+            self.context = contextvars.copy_context()
+        live = self.live
+        if live is not None:
+            live.add(self)
+            watchdog = self.watchdog
+            if watchdog is not None:
+                watchdog.watch(live)
 
     def open_durable_run(self) -> DurableRun | None:
         """This request's view of the spill-over (its durable tasks' keys), made once."""
@@ -180,9 +216,8 @@ class RequestBatch:
 
     def discard_once(self, reason: str) -> RunReport | None:
         """Decide the batch without running anything: every task, ``always`` included, is discarded."""
-        if not self._started.claim():
+        if not self._started.claim() or not self._reported.claim():
             return None
-        self._reported.claim()
         with logger.contextualize(request_id=self.request_id):
             report = self.runner.discard(reason)
             self.runner.close()
@@ -190,41 +225,46 @@ class RequestBatch:
             return report
 
     def _report(self, report: RunReport | None) -> None:
+        """The batch is over: its observers hear of it (each one isolated), it leaves the live
+        batches, and its outbox entries whose fate is final are cleared."""
         if report is not None:
-            notify_observers(self, report)
-        if self.live is not None:
-            self.live.discard(self)
+            for observer in self.observers:
+                try:
+                    observer(self, report)
+                except Exception:
+                    deferred_task_logger.opt(exception=True).error(
+                        "Deferred task observer {!r} failed", observer
+                    )
+        live = self.live
+        if live is not None:
+            live.discard(self)
         if self.durable_run is not None:
             self.durable_run.settle()
 
     def _run(self) -> RunReport | None:
-        watchdog = self.watchdog
-        if watchdog is not None:
-            watchdog.started(self)
+        self.thread = threading.current_thread()
+        self.run_started_at = self.clock()
+        self.open_durable_run()
+        token = _running_batch.set(self)  # the runner for current_runner(), the id for log lines
         try:
-            return self._run_watched()
+            with logger.contextualize(request_id=self.request_id):
+                report: RunReport | None = None
+                try:
+                    report = self.runner.run(
+                        ceiling_seconds=self.ceiling_seconds(), request_failed=self.request_failed,
+                        via=self.trigger.value,
+                    )
+                except Exception:
+                    deferred_task_logger.opt(exception=True).error("Deferred task run failed")
+                except BaseException:  # an interrupt on the main thread: the runner decided the rest
+                    if self._reported.claim():
+                        self._report(self.runner.stop_report)
+                    raise
+                finally:
+                    self.runner.close()
+                    self.thread = None
+                if self._reported.claim():  # not if a stopping process reported it first
+                    self._report(report)
+                return report
         finally:
-            if watchdog is not None:
-                watchdog.ended(self)
-
-    def _run_watched(self) -> RunReport | None:
-        with logger.contextualize(request_id=self.request_id):
-            self.run_started_at = self.clock()
-            self.open_durable_run()
-            report: RunReport | None = None
-            try:
-                report = self.runner.run(
-                    ceiling_seconds=self.ceiling_seconds(), request_failed=self.request_failed,
-                    via=self.trigger.value,
-                )
-            except Exception:
-                deferred_task_logger.opt(exception=True).error("Deferred task run failed")
-            except BaseException:  # an interrupt on the main thread: the runner decided the rest
-                if self._reported.claim():
-                    self._report(self.runner.stop_report)
-                raise
-            finally:
-                self.runner.close()
-            if self._reported.claim():  # not if a stopping process reported it first
-                self._report(report)
-            return report
+            _running_batch.reset(token)

@@ -7,11 +7,14 @@
   body) before it calls ``close()`` — except for a body without Content-Length to an HTTP/1.0
   client, which only the closing connection ends, after ``close()``: hand-off;
 - other servers (waitress, wsgiref, mod_wsgi...): inline in ``close()`` when the body has a
-  Content-Length *and* the server took all of it; hand-off otherwise (no Content-Length: the
-  chunked terminator or the connection close comes after ``close()``; HEAD and 304: waitress
-  sends the headers only after ``close()``);
+  Content-Length and goes out before ``close()``; hand-off otherwise (no Content-Length: the
+  chunked terminator or the connection close comes after ``close()``; HEAD, 204, 304 (or a
+  conditional response WebOb may turn into one) and an empty body: waitress sends the headers only
+  after ``close()``);
 - a 416 (WebOb closes the body before sending anything) and an exception that escaped Pyramid
   (there is no body to wrap): hand-off.
+
+The server's kind is read once per process, from the first request's ``SERVER_SOFTWARE``.
 """
 
 from __future__ import annotations
@@ -20,15 +23,17 @@ from collections.abc import Mapping
 from typing import Any
 
 from pyramid_deferred import uwsgi as uwsgi_trigger
-from pyramid_deferred.batch import RequestBatch, Trigger
+from pyramid_deferred.batch import BATCH_ATTR, RequestBatch, Trigger
 from pyramid_deferred.closing import wrap_app_iter
 from pyramid_deferred.core.handoff import HandOffWorker
 from pyramid_deferred.core.log import deferred_task_logger
 
 CLOSE, THREAD, UWSGI = Trigger.CLOSE.value, Trigger.THREAD.value, Trigger.UWSGI.value
-CLOSE_IF_DELIVERED = "close-if-delivered"
-"""Inline in close() if the server took the whole non-empty body, else hand-off."""
 STRATEGIES = ("auto", CLOSE, THREAD)
+FAILED_STATUS = 400
+NO_BODY_STATUSES = frozenset({204, 304})
+CONDITIONS = frozenset({"HTTP_IF_NONE_MATCH", "HTTP_IF_MODIFIED_SINCE"})
+"""Request headers with which WebOb turns a conditional response into a 304, as it sends it."""
 
 
 def is_gunicorn(environ: Mapping[str, Any]) -> bool:
@@ -41,46 +46,69 @@ class BatchDispatcher:
             raise ValueError(f"strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
         self.strategy = strategy
         self.worker = worker
+        self._gunicorn: bool | None = None
 
-    def trigger_for(self, environ: Mapping[str, Any], response: Any, *, closed_early: bool = False) -> str:
+    def finish_request(self, request: Any) -> None:
+        """Pyramid's finished callback of a request that deferred something (Pyramid's last step
+        before the server gets the response): schedule its batch on the final response, or, when
+        an exception escaped Pyramid, without one."""
+        batch: RequestBatch | None = request.__dict__.get(BATCH_ATTR)
+        if batch is None or batch.decided or batch.scheduled:
+            return
+        response = batch.response
+        if response is None:  # an exception escaped Pyramid: there is no body to wrap
+            batch.request_failed = True
+            if not batch.runner.enabled or not batch.runner.has_tasks():
+                batch.run_once(Trigger.FINISHED_CALLBACK)
+            else:
+                self.schedule_without_response(batch)
+            return
+        if not batch.runner.has_tasks():
+            batch.run_once(Trigger.FINISHED_CALLBACK)  # only forgotten ones: report them
+            return
+        environ = request.environ
+        closed_early = "HTTP_RANGE" in environ and is_unsatisfiable_range(request, response)
+        batch.request_failed = closed_early or is_failed(batch, response)
+        self.schedule(batch, environ, response, closed_early=closed_early, method=request.method)
+
+    def trigger_for(self, environ: Mapping[str, Any], response: Any, *, closed_early: bool = False,
+                    method: str = "GET") -> str:
         """``closed_early``: WebOb will close the body before sending it (a 416 response)."""
-        if self.strategy == THREAD:
-            return THREAD
-        if self.strategy == CLOSE:
-            return CLOSE
+        strategy = self.strategy
+        if strategy != "auto":
+            return strategy
         if uwsgi_trigger.available():
             return UWSGI
         if closed_early:
             return THREAD
-        if is_gunicorn(environ):
+        gunicorn = self._gunicorn
+        if gunicorn is None:
+            self._gunicorn = gunicorn = is_gunicorn(environ)
+        if gunicorn:
             http10 = environ.get("SERVER_PROTOCOL") == "HTTP/1.0"
             return THREAD if http10 and response.content_length is None else CLOSE
-        if response.content_length is not None:
-            return CLOSE_IF_DELIVERED
-        return THREAD
+        length = response.content_length
+        if not length or method == "HEAD" or response.status_code in NO_BODY_STATUSES:
+            return THREAD  # no body before close(): the headers go out after it
+        if response.conditional_response and not CONDITIONS.isdisjoint(environ):
+            return THREAD  # WebOb may still answer 304, without a body
+        return CLOSE
 
-    def schedule(
-        self, batch: RequestBatch, environ: Mapping[str, Any], response: Any, *, closed_early: bool = False
-    ) -> str:
-        trigger = self.trigger_for(environ, response, closed_early=closed_early)
-        batch.scheduled = True
-        batch.capture_context()
+    def schedule(self, batch: RequestBatch, environ: Mapping[str, Any], response: Any, *,
+                 closed_early: bool = False, method: str = "GET") -> str:
+        trigger = self.trigger_for(environ, response, closed_early=closed_early, method=method)
+        batch.schedule(copy_context=trigger != CLOSE)
         if trigger == UWSGI:
             self.after_request(batch)
         elif trigger == THREAD:
-            wrap_app_iter(response, lambda delivered: self.hand_off(batch))
-        elif trigger == CLOSE_IF_DELIVERED:
-            wrap_app_iter(
-                response, lambda delivered: self.run_inline(batch) if delivered else self.hand_off(batch)
-            )
+            wrap_app_iter(response, self.hand_off, batch)
         else:
-            wrap_app_iter(response, lambda delivered: self.run_inline(batch))
+            wrap_app_iter(response, self.run_inline, batch)
         return trigger
 
     def schedule_without_response(self, batch: RequestBatch) -> str:
         """An exception escaped Pyramid: no body to wrap, and the server's error page comes next."""
-        batch.scheduled = True
-        batch.capture_context()
+        batch.schedule(copy_context=True)
         if self.strategy != THREAD and uwsgi_trigger.available():
             self.after_request(batch)
             return UWSGI
@@ -112,3 +140,24 @@ class BatchDispatcher:
                 "Hand-off worker is shutting down: running {} task(s) inline", len(batch.pending_names())
             )
             batch.run_once(Trigger.INLINE_SHUTTING_DOWN)
+
+
+def is_failed(batch: RequestBatch, response: Any) -> bool:
+    """An error status, or a pyramid_tm transaction that was doomed or aborted."""
+    return response.status_code >= FAILED_STATUS or batch.transaction_committed is False
+
+
+def is_unsatisfiable_range(request: Any, response: Any) -> bool:
+    """WebOb will answer 416 and close the body itself, before the server sends anything.
+
+    Mirrors the condition in ``webob.Response.conditional_response_app``.
+    """
+    if not response.conditional_response or request.range is None:
+        return False
+    if request.method not in ("GET", "HEAD") or response.status_int != 200:
+        return False
+    if response.content_length is None or response.content_range is not None:
+        return False
+    if response not in request.if_range:
+        return False
+    return request.range.content_range(response.content_length) is None

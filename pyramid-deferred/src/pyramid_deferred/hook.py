@@ -13,7 +13,8 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from pyramid_deferred.core import DeferredTaskRunner
+from pyramid_deferred.batch import BATCH_ATTR, RequestBatch
+from pyramid_deferred.core import DeferredTaskRunner, RunReport
 from pyramid_deferred.core.costs import CostModel
 from pyramid_deferred.core.handoff import HandOffWorker
 from pyramid_deferred.core.log import deferred_task_logger
@@ -21,16 +22,21 @@ from pyramid_deferred.core.runner import LazyExecutor, OverrunWarnings
 from pyramid_deferred.dispatch import BatchDispatcher
 from pyramid_deferred.durable import ServiceCheck, SpillOver
 from pyramid_deferred.lifecycle import ProcessStop
-from pyramid_deferred.observers import ReportObserver
+from pyramid_deferred.request_id import new_request_id
 from pyramid_deferred.settings import DeferredTaskSettings
+from pyramid_deferred.transactions import watch_transaction
 from pyramid_deferred.watchdog import Watchdog
 
 if TYPE_CHECKING:
     from pyramid.registry import Registry
 
-    from pyramid_deferred.batch import RequestBatch
+ReportObserver = Callable[[RequestBatch, RunReport], object]
+"""``observer(batch, report)``: called after each batch ran (``config.add_deferred_task_observer``)."""
 
 HOOK_ATTR = "deferred_task_hook"
+RESPONSE_ATTR = "_deferred_task_response"
+"""Where the tween parks the response of a request that had not deferred yet: a first ``defer()``
+in a response callback or a ``NewResponse`` subscriber finds it there."""
 
 
 RunnerFactory = Callable[..., DeferredTaskRunner]
@@ -65,7 +71,7 @@ class DeferredTaskHook:
         self.hard_limit_seconds = settings.hard_limit_seconds
         """Mutable: ``pyramid_deferred.gunicorn`` sets it from a sync worker's timeout."""
         self.observers = observers
-        self.runner_factory = runner_factory
+        self._runner_factory = runner_factory
         self._clock = clock
         self.logger = deferred_task_logger
         self.worker = HandOffWorker(
@@ -103,14 +109,55 @@ class DeferredTaskHook:
         self._clock = clock
         self._prototype = None
 
+    @property
+    def runner_factory(self) -> RunnerFactory:
+        return self._runner_factory
+
+    @runner_factory.setter
+    def runner_factory(self, factory: RunnerFactory) -> None:
+        self._runner_factory = factory
+        self._prototype = None
+
+    new_request_id = staticmethod(new_request_id)
+
     def new_runner(self) -> DeferredTaskRunner:
         factory = _factory_override or self.runner_factory
-        if factory is DeferredTaskRunner:  # the default: copy a checked prototype
+        if factory is DeferredTaskRunner:  # the default: spawned from a checked prototype
             prototype = self._prototype
             if prototype is None:
                 self._prototype = prototype = factory(**self.runner_options())
-            return prototype.spawn()
-        return factory(**self.runner_options())
+            return prototype.spawn(on_first_task=self.attach)
+        runner = factory(**self.runner_options())
+        runner.on_first_task = self.attach
+        return runner
+
+    def attach(self, runner: DeferredTaskRunner) -> None:
+        """The request's first task: from now on it has a batch to run after it.
+
+        Pyramid's request ends once its finished callbacks have run: a first task deferred after
+        that (from a thread the view started, or while the server iterates the body) could never
+        run, so it is refused, loudly."""
+        request: Any = runner.owner
+        if request is None:  # past the view: a response callback or subscriber may still defer
+            current = _current_request()
+            if current is None or current.__dict__.get("deferred_task") is not runner:
+                runner.close()
+                raise RuntimeError(
+                    "this request is over: a task deferred now would never run. Defer while the "
+                    "request is handled, or use `with pyramid_deferred.deferred_scope():`"
+                )
+            request = current
+        attributes = request.__dict__
+        batch = RequestBatch(
+            runner, hard_limit_seconds=self.hard_limit_seconds, clock=self._clock,
+            started=attributes.get("deferred_task_started", 0.0),
+            request_id=attributes.get("request_id"),
+            observers=self.observers, watchdog=self.watchdog, spill_over=self.spill_over, live=self.live,
+        )
+        batch.response = attributes.get(RESPONSE_ATTR)
+        attributes[BATCH_ATTR] = batch
+        watch_transaction(request, batch)
+        request.add_finished_callback(self.dispatcher.finish_request)
 
     def runner_options(self) -> dict[str, Any]:
         """``DeferredTaskRunner``'s keyword arguments for this app's runners."""
@@ -155,3 +202,10 @@ def get_hook(registry: Registry) -> DeferredTaskHook:
             "and let the configuration commit (make_wsgi_app) before using it"
         )
     return hook
+
+
+def _current_request() -> Any:
+    from pyramid.threadlocal import get_current_request
+
+    return get_current_request()
+

@@ -1,9 +1,11 @@
 """Which runner ``defer()`` reaches: the current request's, or an explicit scope's, never a silent one.
 
-The tween sets the request's runner here while the request is handled, and each batch runs its
-tasks with its own runner set, so code that has no ``request`` (a service, a dependency-injector
-provider: ``providers.Callable(pyramid_deferred.current_runner)``) reaches the right runner.
-Outside of both, :func:`current_runner` raises instead of handing out a runner nobody will run.
+While a request is handled its runner is found through Pyramid's current request (nothing is set
+per request); while a batch runs, through the batch set here for its run; inside
+:func:`deferred_scope`, through the scope's runner. So code that has no ``request`` (a service, a
+dependency-injector provider: ``providers.Callable(pyramid_deferred.current_runner)``) reaches the
+right runner. Outside of all three, :func:`current_runner` raises instead of handing out a runner
+nobody will run.
 """
 
 from __future__ import annotations
@@ -12,10 +14,17 @@ import contextlib
 import sys
 from collections.abc import Iterator
 from contextvars import ContextVar
+from typing import TYPE_CHECKING
 
 from pyramid_deferred.core import DeferredTaskRunner
 
+if TYPE_CHECKING:
+    from pyramid_deferred.batch import RequestBatch
+
 _current: ContextVar[DeferredTaskRunner | None] = ContextVar("pyramid_deferred.current_runner", default=None)
+"""The runner of the enclosing :func:`deferred_scope`."""
+_running_batch: ContextVar[RequestBatch | None] = ContextVar("pyramid_deferred.running_batch", default=None)
+"""The batch running on this thread (set by the batch for its run)."""
 
 NO_RUNNER = (
     "no deferred-task runner here: current_runner() works while a Pyramid request that includes "
@@ -37,7 +46,8 @@ def current_runner() -> DeferredTaskRunner:
     """
     runner = _current.get()
     if runner is None:
-        runner = _runner_of_pyramid_s_current_request()
+        batch = _running_batch.get()
+        runner = batch.runner if batch is not None else _runner_of_pyramid_s_current_request()
         if runner is None:
             raise NoRunnerError(NO_RUNNER)
     return runner

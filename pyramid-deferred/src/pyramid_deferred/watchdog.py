@@ -2,8 +2,9 @@
 
 A task blocked far past its cost (a socket without a timeout, a lock never released) silently
 takes a server thread out of service; with all threads stuck the server stops answering, with no
-log line at all. The watchdog keeps the batches being run, and from one thread per process
-(started with the first batch) it checks them once per interval:
+log line at all. The watchdog watches the app's live batches (each scheduled batch until its
+report: the set the stopping process uses too), and from one thread per process (started with the
+first batch) it checks those running once per interval:
 
 - past ``overrun_factor`` x its declared cost (and at least ``min_overrun_seconds`` past it): one
   WARNING naming the task, its request id, how long it has run, and the thread's current stack;
@@ -36,16 +37,6 @@ STACK_LINES = 12
 
 
 @dataclass
-class _Running:
-    batch: RequestBatch
-    thread: threading.Thread
-    warned: object = None
-    """The task last warned about (a task is warned about once)."""
-    stuck: object = None
-    """The task last reported past the hard limit."""
-
-
-@dataclass
 class Watchdog:
     clock: Callable[[], float] = time.monotonic
     interval_seconds: float = DEFAULT_INTERVAL_SECONDS
@@ -54,26 +45,30 @@ class Watchdog:
     on_stuck: Callable[[RequestBatch], object] | None = None
     """Called once per batch whose task passed the hard limit (``pyramid_deferred.gunicorn``
     sets it so that the worker asks to be replaced)."""
-    _running: dict[int, _Running] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _live: set[RequestBatch] = field(default_factory=set)
+    """The app's live batches (scheduled, not yet reported): those running have a ``thread``."""
+    _warned: dict[int, object] = field(default_factory=dict)
+    """Per batch, the task last warned about (a task is warned about once)."""
+    _stuck: dict[int, object] = field(default_factory=dict)
+    """Per batch, the task last reported past the hard limit."""
     _thread: threading.Thread | None = None
+    _lock: threading.Lock = field(default_factory=threading.Lock)
     _stop: threading.Event = field(default_factory=threading.Event)
     overrunning: int = 0
     """Tasks running past their declared cost at the last check (a gauge for metrics)."""
     listeners: list[Callable[[int], object]] = field(default_factory=list)
     """Called after each check with :attr:`overrunning` (the metrics' gauge)."""
 
-    def started(self, batch: RequestBatch) -> None:
-        thread = threading.current_thread()
-        with self._lock:
-            self._running[id(batch)] = _Running(batch, thread)
-            if self._thread is None:  # lazily, in the process that serves requests
-                self._thread = threading.Thread(target=self._watch, name="deferred-watchdog", daemon=True)
-                self._thread.start()
-
-    def ended(self, batch: RequestBatch) -> None:
-        with self._lock:
-            self._running.pop(id(batch), None)
+    def watch(self, live: set[RequestBatch]) -> None:
+        """Watch these batches (the app's live ones: a batch adds itself when it is scheduled and
+        leaves when it is reported, so the watchdog costs a batch nothing more); the watchdog's
+        thread starts with the first, in the process that serves requests."""
+        if self._thread is None:
+            with self._lock:
+                if self._thread is None:
+                    self._live = live
+                    self._thread = threading.Thread(target=self._watch, name="deferred-watchdog", daemon=True)
+                    self._thread.start()
 
     def stop(self) -> None:
         self._stop.set()
@@ -81,29 +76,32 @@ class Watchdog:
     def check(self) -> None:
         """One round of checks (the watchdog thread calls it every interval; tests call it)."""
         now = self.clock()
-        with self._lock:
-            running = list(self._running.values())
+        running = [batch for batch in list(self._live) if batch.thread is not None]
+        ids = {id(batch) for batch in running}
+        for seen in (self._warned, self._stuck):
+            for gone in [key for key in seen if key not in ids]:
+                del seen[gone]
         overrunning = 0
-        for entry in running:
-            batch = entry.batch
-            task = batch.runner.current_task
-            if task is None:
+        for batch in running:
+            task, thread = batch.runner.current_task, batch.thread
+            if task is None or thread is None:
                 continue
             elapsed = now - batch.runner.current_task_started
             over = elapsed - task.max_cost_seconds
             if over > 0:
                 overrunning += 1
-            if entry.warned is not task and over >= max(self.min_overrun_seconds,
-                                                        task.max_cost_seconds * (self.overrun_factor - 1)):
-                entry.warned = task
+            if self._warned.get(id(batch)) is not task and over >= max(
+                self.min_overrun_seconds, task.max_cost_seconds * (self.overrun_factor - 1)
+            ):
+                self._warned[id(batch)] = task
                 deferred_task_logger.bind(request_id=batch.request_id).warning(
                     "Deferred task {} is still running after {:.1f}s (declared {}s) on thread {}; "
                     "its stack:\n{}",
-                    task.name, elapsed, task.max_cost_seconds, entry.thread.name, _stack_of(entry.thread),
+                    task.name, elapsed, task.max_cost_seconds, thread.name, _stack_of(thread),
                 )
             ceiling = batch.ceiling_seconds()
-            if ceiling is not None and ceiling < 0 and entry.stuck is not task:
-                entry.stuck = task
+            if ceiling is not None and ceiling < 0 and self._stuck.get(id(batch)) is not task:
+                self._stuck[id(batch)] = task
                 deferred_task_logger.bind(request_id=batch.request_id).error(
                     "Deferred task {} is still running {:.1f}s past the hard limit ({}s of request time); "
                     "unfinished: {}",
@@ -118,11 +116,10 @@ class Watchdog:
         for listener in self.listeners:
             listener(overrunning)
 
-    def thread_of(self, batch: RequestBatch) -> threading.Thread | None:
+    @staticmethod
+    def thread_of(batch: RequestBatch) -> threading.Thread | None:
         """The thread running ``batch`` now, or None (not started, or ended)."""
-        with self._lock:
-            entry = self._running.get(id(batch))
-        return None if entry is None else entry.thread
+        return batch.thread
 
     def _watch(self) -> None:
         while not self._stop.wait(self.interval_seconds):

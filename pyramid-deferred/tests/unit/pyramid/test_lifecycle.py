@@ -73,7 +73,7 @@ class App:
         batch = RequestBatch(runner, request_id=request_id, spill_over=self.spill_over, live=self.live,
                              observers=(self.observe,),
                              watchdog=self.watchdog)
-        batch.capture_context()  # the response left: the batch is scheduled
+        batch.schedule(copy_context=True)  # the response left: the batch is scheduled
         return batch
 
     def run_inline(self, batch: RequestBatch) -> threading.Thread:
@@ -208,7 +208,7 @@ def test_concurrent_tasks_in_flight_at_the_stop_are_decided_and_the_report_balan
                      concurrent=True)  # waits for the pool's one thread
         batch = RequestBatch(runner, request_id="req-pool", spill_over=app.spill_over, live=app.live,
                              observers=(app.observe,))
-        batch.capture_context()
+        batch.schedule(copy_context=True)
         thread = threading.Thread(target=batch.run_once)
         thread.start()
         assert app.running.wait(5)
@@ -265,7 +265,7 @@ def test_a_stop_racing_the_run_decides_each_task_exactly_once():
             runner.defer(task, max_cost_seconds=1, name=name)
         batch = RequestBatch(runner, request_id=f"race-{attempt}", spill_over=app.spill_over, live=app.live,
                              observers=(app.observe,))
-        batch.capture_context()
+        batch.schedule(copy_context=True)
         thread = threading.Thread(target=batch.run_once)
         thread.start()
         threading.Event().wait(attempt % 7 * 0.00005)

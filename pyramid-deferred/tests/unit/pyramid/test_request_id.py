@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import re
 import string
 
 import pytest
@@ -20,11 +22,36 @@ ALLOWED = string.ascii_letters + string.digits + "-_.@:"
 VISIBLE_ASCII = "".join(chr(code) for code in range(0x21, 0x7F))
 
 
-def test_a_generated_id_is_a_uuid4_hex_and_sane():
-    generated = new_request_id()
-    assert len(generated) == 32 and set(generated) <= set(string.hexdigits.lower())
-    assert is_sane_request_id(generated)
-    assert new_request_id() != generated
+GENERATED = re.compile(r"[0-9a-f]{12}-[0-9a-f]+")
+"""The process's random prefix (48 bits), then a counter."""
+
+
+def test_a_generated_id_is_the_process_prefix_and_a_counter_and_sane():
+    generated = [new_request_id() for _ in range(1000)]
+    assert all(GENERATED.fullmatch(rid) and is_sane_request_id(rid) for rid in generated)
+    assert len(set(generated)) == 1000 and len({rid.split("-")[0] for rid in generated}) == 1
+
+
+def test_a_new_id_costs_no_system_call(monkeypatch):
+    def no_syscall(size: int) -> bytes:
+        raise AssertionError("os.urandom called for a request id")
+
+    monkeypatch.setattr(os, "urandom", no_syscall)
+    assert GENERATED.fullmatch(new_request_id())
+
+
+def test_a_forked_worker_draws_its_own_prefix():
+    read, write = os.pipe()
+    parent = new_request_id().split("-")[0]
+    pid = os.fork()
+    if pid == 0:  # the child: its first id, then out without running the parent's cleanup
+        os.write(write, new_request_id().encode())
+        os._exit(0)
+    os.close(write)
+    child = os.read(read, 100).decode()
+    os.waitpid(pid, 0)
+    os.close(read)
+    assert GENERATED.fullmatch(child) and child.split("-")[0] != parent
 
 
 @pytest.mark.parametrize(
@@ -61,7 +88,7 @@ def test_ids_proxies_send_are_kept(value):
 def test_ids_outside_the_pattern_are_replaced_by_a_new_one(value):
     assert not is_sane_request_id(value)
     replaced = request_id_of({REQUEST_ID_ENVIRON_KEY: value})
-    assert replaced != value and len(replaced) == 32 and is_sane_request_id(replaced)
+    assert replaced != value and GENERATED.fullmatch(replaced) and is_sane_request_id(replaced)
 
 
 @given(st.text(alphabet=ALLOWED, min_size=1, max_size=MAX_REQUEST_ID_LENGTH))
@@ -85,4 +112,4 @@ def test_an_app_that_does_not_trust_the_header_always_makes_a_new_id():
     environ = {REQUEST_ID_ENVIRON_KEY: "edge-7f3a.1"}
     assert request_id_of(environ, trust_header=True) == "edge-7f3a.1"
     untrusted = request_id_of(environ, trust_header=False)
-    assert untrusted != "edge-7f3a.1" and len(untrusted) == 32
+    assert untrusted != "edge-7f3a.1" and GENERATED.fullmatch(untrusted)

@@ -26,7 +26,8 @@ class Blocked:
         runner.defer(self.stuck_in_a_call, max_cost_seconds=cost, name="crm.sync", priority=100)
         runner.defer(lambda: None, max_cost_seconds=cost, name="crm.after")
         self.batch = RequestBatch(runner, hard_limit_seconds=hard_limit, clock=clock, request_id="req-stuck",
-                                  watchdog=watchdog)
+                                  watchdog=watchdog, live=set())
+        self.batch.schedule(copy_context=False)  # the response left: the app's live batches hold it
         self.thread = threading.Thread(target=self.batch.run_once, name="server-thread-1")
         self.thread.start()
         assert self.running.wait(5)
