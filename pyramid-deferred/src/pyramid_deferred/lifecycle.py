@@ -36,6 +36,8 @@ if TYPE_CHECKING:
     from pyramid_deferred.batch import RequestBatch
 
 POLL_SECONDS = 0.05
+GIVE_UP_WAIT_SECONDS = 30.0
+"""How long the exit waits for a stop already deciding the batches (spilling, on the timer's thread)."""
 
 _stops: weakref.WeakSet[ProcessStop] = weakref.WeakSet()
 """Every app's stop in this process: a SIGTERM begins them all."""
@@ -62,6 +64,7 @@ class ProcessStop:
         self._given_up = False
         self._timer: threading.Timer | None = None
         self._lock = threading.Lock()
+        self._decided = threading.Event()
         _stops.add(self)
 
     @property
@@ -108,10 +111,20 @@ class ProcessStop:
         Returns the names of the lost tasks. Once per process stop."""
         with self._lock:
             if self._given_up:
-                return []
-            self._given_up = True
-            if self._timer is not None:
-                self._timer.cancel()
+                given_up_elsewhere = True
+            else:
+                self._given_up, given_up_elsewhere = True, False
+                if self._timer is not None:
+                    self._timer.cancel()
+        if given_up_elsewhere:  # the other one may be spilling: the process must not exit under it
+            self._decided.wait(GIVE_UP_WAIT_SECONDS)
+            return []
+        try:
+            return self._decide_all()
+        finally:
+            self._decided.set()
+
+    def _decide_all(self) -> list[str]:
         lost = self.worker.give_up(self.grace_seconds)
         for batch in list(self.live):
             unfinished = batch.abandon()
