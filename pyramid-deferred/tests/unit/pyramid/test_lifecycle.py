@@ -295,7 +295,12 @@ def test_the_exit_waits_for_the_timer_still_spilling_instead_of_ending_the_proce
     timer.start()
     assert spilling.wait(5)
     exit_done = threading.Event()
-    exiting = threading.Thread(target=lambda: (app.stop.give_up(), exit_done.set()))
+
+    def exit_gives_up() -> None:
+        app.stop.give_up()
+        exit_done.set()
+
+    exiting = threading.Thread(target=exit_gives_up)
     exiting.start()
     assert not exit_done.wait(0.2)  # still waiting for the spill in progress
     release.set()
