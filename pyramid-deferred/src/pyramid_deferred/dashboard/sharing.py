@@ -91,7 +91,7 @@ class Sharing:
             "started_at": w.meta.started_at, "total_runs": w.meta.total_runs, "published": w.meta.published,
             "dropped": w.meta.dropped, "silent": now - w.last_seen > SILENT_SECONDS,
             "this": w.worker == self.publisher.worker,
-        } for w in data.workers]
+        } for w in sorted(data.workers, key=lambda w: (w.worker.host, w.worker.pid))]
         pids = sorted({w.worker.pid for w in data.workers})
         silent = [f"pid {w['pid']}" for w in workers if w["silent"]]
         problems = []
