@@ -14,7 +14,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from pyramid_deferred.batch import RequestBatch
 from pyramid_deferred.core import DeferredTaskRunner, Outcome, RunReport, TaskResult
-from pyramid_deferred.dashboard.outage import Outage
+from pyramid_deferred.dashboard.outage import Outage, describe
 from pyramid_deferred.dashboard.publisher import (
     HEARTBEAT_SECONDS,
     RETRY_MAX_SECONDS,
@@ -259,3 +259,13 @@ def test_a_closed_publisher_drops_and_counts(publisher, recorder):
     publisher.close()
     run(recorder, executed("meta.purchase"))
     assert publisher.pending == 0 and publisher.dropped == 1
+
+
+@pytest.mark.parametrize("url", [
+    f"redis://:{PASSWORD}@10.0.0.5:6379/0", f"rediss://user:{PASSWORD}@10.0.0.5:6379/0",
+    "redis://:pa/ss@word@10.0.0.5:6379/0",  # a password with / and @ unescaped
+])
+def test_an_error_s_text_is_shown_with_any_url_s_credentials_masked(url):
+    shown = describe(RedisConnectionError(f"Error connecting to {url}. Refused."))
+    scheme = url.split("://")[0]
+    assert shown == f"ConnectionError: Error connecting to {scheme}://***@10.0.0.5:6379/0. Refused."
