@@ -35,11 +35,13 @@ from pyramid_deferred.dashboard.sharing import Sharing
 from pyramid_deferred.hook import get_hook
 from pyramid_deferred.testing import FakeClock, LogCapture
 from redis import Redis
+from redis.connection import AbstractConnection
 from webtest import TestApp
 
 from tests.integration.services.credentials import REDIS_PASSWORD
 from tests.integration.services.raw_servers import free_port
 from tests.integration.services.redis_server import running_redis
+from tests.servers.servers import poll
 
 EVIL = "<img src=x onerror=alert(1)>"
 OPEN = {"dashboard.require_token": "false", "deferred_task.strategy": "close",
@@ -198,23 +200,40 @@ def test_what_redis_holds_is_capped_and_expires(make_worker, redis_port, raw):
     assert set(raw.keys("*")) == keys, "nothing else"
 
 
-def test_no_redis_call_is_made_on_the_thread_that_ran_the_requests(make_worker, redis_port):
+def test_redis_is_written_from_the_publisher_s_thread_only_one_round_trip_per_flush(
+    make_worker, redis_port, monkeypatch
+):
     app = make_worker({"dashboard.redis_url": url(redis_port)})
+    publisher = sharing(app).publisher
     store = sharing(app).store
-    writers: list[str] = []
+    sends: list[str] = []  # the thread of every command (or pipeline) sent to Redis
+    send = AbstractConnection.send_packed_command
+
+    def counted(self: AbstractConnection, command: Any, check_health: bool = True) -> None:
+        sends.append(threading.current_thread().name)
+        send(self, command, check_health)
+
+    monkeypatch.setattr(AbstractConnection, "send_packed_command", counted)
+    writes: list[str] = []
     write = store.write
 
     def noted(publication: Publication) -> bool:
-        writers.append(threading.current_thread().name)
+        writes.append(threading.current_thread().name)
         return write(publication)
 
-    store.write = noted  # type: ignore[method-assign]
+    monkeypatch.setattr(store, "write", noted)
+    app.get("/purchase")  # the first run starts the publisher; its first write connects
+    assert poll(lambda: publisher.published == 1, timeout=SHOWN_WITHIN)
+    sends.clear()
+    writes.clear()
 
     for _ in range(5):
         app.get("/purchase")
-    page_until(app, lambda d: d["total_runs"] == 5, "five runs")
+    assert sends == [], "the requests sent nothing to Redis"
+    assert poll(lambda: publisher.published == 6, timeout=SHOWN_WITHIN)
 
-    assert writers and set(writers) == {"deferred-dashboard-publisher"}
+    assert writes and set(writes) == {"deferred-dashboard-publisher"}
+    assert sends == writes, "each flush is one pipelined round trip"
 
 
 def test_a_redis_down_at_start_leaves_the_app_and_the_page_answering(make_worker, logs):

@@ -269,3 +269,13 @@ def test_an_error_s_text_is_shown_with_any_url_s_credentials_masked(url):
     shown = describe(RedisConnectionError(f"Error connecting to {url}. Refused."))
     scheme = url.split("://")[0]
     assert shown == f"ConnectionError: Error connecting to {scheme}://***@10.0.0.5:6379/0. Refused."
+
+
+def test_a_reply_from_redis_cannot_forge_a_log_line(publisher, store, recorder, logs):
+    store.failing = RedisConnectionError("refused\n2026-01-01 | ERROR | forged line\x1b[31m")
+    run(recorder, executed("meta.purchase"))
+
+    publisher.flush()
+
+    [warning] = logs.at("WARNING")
+    assert "\n" not in warning and "\x1b" not in warning and "refused\ufffd2026-01-01" in warning

@@ -48,6 +48,11 @@ def test_a_run_comes_back_as_it_was_written():
     assert decode_run(encode_run(RUN)) == RUN
 
 
+def test_an_exception_type_named_in_any_alphabet_comes_back():
+    shown = decode_run(forged(task_error="Ошибка_2"))
+    assert shown is not None and shown.tasks[0].error == "Ошибка_2"
+
+
 def test_markup_is_text_and_control_characters_are_replaced():
     shown = decode_run(forged(request="GET /<script>alert(1)</script>\x1b[31m\n",
                               task_name="<img src=x onerror=alert(1)>"))

@@ -8,12 +8,16 @@ import time
 from collections.abc import Callable
 
 from pyramid_deferred.core.log import deferred_task_logger
+from pyramid_deferred.dashboard.recorder import safe_text
 from pyramid_deferred.values import mask_url
+
+MAX_ERROR_TEXT = 300
 
 
 def describe(error: BaseException) -> str:
-    """``ConnectionError: Error 111 connecting to 127.0.0.1:6379.``: the type and the masked text."""
-    return f"{type(error).__name__}: {mask_url(str(error))}"[:300]
+    """``ConnectionError: Error 111 connecting to 127.0.0.1:6379.``: the type and the masked text,
+    one line (a reply from Redis is outside text: it must not forge a log line)."""
+    return safe_text(f"{type(error).__name__}: {mask_url(str(error))}", MAX_ERROR_TEXT)
 
 
 class Outage:

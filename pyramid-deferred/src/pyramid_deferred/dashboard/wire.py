@@ -51,7 +51,8 @@ HOST = re.compile(r"[A-Za-z0-9.-]{1,64}")
 WORKER_ID = re.compile(r"(?P<host>[A-Za-z0-9.-]{1,64}):(?P<pid>[0-9]{1,7}):(?P<nonce>[0-9a-f]{8})")
 REQUEST_ID = re.compile(r"[A-Za-z0-9._@:-]{1,128}")
 TRIGGER = re.compile(r"[a-z_]{1,40}")
-ERROR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.]{0,99}")
+ERROR_NAME = re.compile(r"[^\W\d][\w.]{0,99}")
+"""An exception type's name: letters of any alphabet, digits, ``_`` and ``.``, no digit first."""
 
 
 class Invalid(ValueError):
