@@ -160,25 +160,36 @@ parse_token: Parser[str] = SecretParser(
 )
 
 
-BROKER_SCHEMES = ("redis", "rediss")
+REDIS_SCHEMES = ("redis", "rediss")
+_CREDENTIALS = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)\S*@", re.IGNORECASE)
 
 
-def _broker_url(raw: str) -> str:
+def mask_url(text: str) -> str:
+    """``redis://:secret@host`` → ``redis://***@host``, wherever a URL with credentials appears in
+    ``text`` (an exception's message): everything between the scheme and the last ``@`` of the
+    URL, so a password holding ``/`` or ``@`` is masked too."""
+    return _CREDENTIALS.sub(r"\g<scheme>***@", text)
+
+
+def _redis_url(raw: str) -> str:
     value = raw.strip()
     if not value:
         return ""
     scheme, sep, rest = value.partition("://")
-    if not sep or scheme.lower() not in BROKER_SCHEMES or not rest or any(c.isspace() for c in value):
+    if not sep or scheme.lower() not in REDIS_SCHEMES or not rest or any(c.isspace() for c in value):
         raise Rejected("is not allowed")
     if not (value.isascii() and value.isprintable()) or len(value) > 1000:
         raise Rejected("is not allowed")
     return value
 
 
-parse_broker_url: Parser[str] = SecretParser(
-    "empty (spill-over off), or redis://[[user]:password@]host[:port][/db] or rediss://... "
-    "(the value is never shown: it may hold a password)",
-    _broker_url,
+REDIS_URL_FORM = "redis://[[user]:password@]host[:port][/db] or rediss://... (the value is never shown: " \
+    "it may hold a password)"
+
+parse_broker_url: Parser[str] = SecretParser(f"empty (spill-over off), or {REDIS_URL_FORM}", _redis_url)
+
+parse_dashboard_redis_url: Parser[str] = SecretParser(
+    f"empty (the broker's, `deferred_task.broker_url`, when set), or {REDIS_URL_FORM}", _redis_url
 )
 
 
@@ -264,9 +275,3 @@ parse_fernet_keys: Parser[tuple[str, ...]] = SecretParser(
     f"`{MAKE_FERNET_KEY}` (the value is never shown)",
     _fernet_keys,
 )
-_CREDENTIALS = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^@/\s]*@", re.IGNORECASE)
-
-
-def mask_url(text: str) -> str:
-    """``redis://:secret@host`` → ``redis://***@host``, wherever a URL with credentials appears."""
-    return _CREDENTIALS.sub(r"\g<scheme>***@", text)

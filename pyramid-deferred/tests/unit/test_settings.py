@@ -21,6 +21,7 @@ from pyramid_deferred.values import (
     ConfigError,
     SecretParser,
     parse_broker_url,
+    parse_dashboard_redis_url,
     parse_fernet_keys,
     parse_signing_keys,
     parse_token,
@@ -35,9 +36,10 @@ CASES = [
     if item.repr  # a secret (the broker URL, a token) is never echoed, and empty turns it off: below
     for kind, raw in INVALID.items()
 ]
+BAD_REDIS_URLS = ("sometimes", "-1", "http://user:pw-in-url@host/0", "redis://:pw in space@h", "9" * 400)
 BAD_SECRETS = {
-    parse_broker_url: ("sometimes", "-1", "http://user:pw-in-url@host/0", "redis://:pw in space@h",
-                       "9" * 400),
+    parse_broker_url: BAD_REDIS_URLS,
+    parse_dashboard_redis_url: BAD_REDIS_URLS,
     parse_token: ("sometimes", "-1", "with spaces in the token 1234", "aaaaaaaaaaaaaaaa", "password12345678",
                   "Passw0rd-Passw0rd", "0123456789abcdef", "9" * 400, "x" * 513),
     parse_signing_keys: ("sometimes", "-1", "with spaces in the key of thirty-two characters", "h" * 400,
