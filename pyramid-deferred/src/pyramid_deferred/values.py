@@ -128,8 +128,8 @@ MIN_GUESS_BITS = 80
 """zxcvbn's estimate a token or key must reach: 2**80 guesses. zxcvbn prices random text as brute
 force, 10 guesses a character (3.3 bits), so a random 32-character value scores about 106 bits (97
 the least of 3000), ``secrets.token_urlsafe(32)`` 143 (130), a Fernet key 146 (139),
-``secrets.token_hex(16)`` 105 (91); ``Passw0rd-Passw0rd`` 27, ``hunter2`` five times 15, a repeated
-character 9, the add-on's words strung together (``dashboard-metrics-token-prometheus-pyramid``) 77."""
+``secrets.token_hex(16)`` 105 (91); ``Passw0rd-Passw0rd`` 27, a seven-letter word five times 15, a
+repeated character 9, ``dashboard-metrics-token-prometheus-pyramid`` (the add-on's words) 77."""
 ESTIMATED_CHARS = 48
 """zxcvbn refuses more than 72 characters, and its time grows with the square of the length: the
 estimate reads this many, which holds the values the documented commands make (43 and 44
