@@ -66,7 +66,7 @@ ROWS_TIMEOUT = 15.0
 SCREENSHOT_TO_DOCS_ENV = "DASHBOARD_SCREENSHOT_TO_DOCS"
 DOCS_SCREENSHOT = WORKTREE / "docs" / "images" / "dashboard.png"
 MARKER = "__dashboard_test_marker"
-TOKEN = "Rm5x_Jt8Wq-2Bn7Kd4Hs9Lc"
+TOKEN = "mHNU0enSQKEKsoBBQOHkmzNG8hc05X6y_BwDGr9vGus"
 EVIL_HOST = "evil.example"
 ATTACK_PAGE = """<!doctype html><html><body><h1>Cute cats</h1>
 <form id="guess" method="post" action="{target}"><input name="token" value="{token}"></form>

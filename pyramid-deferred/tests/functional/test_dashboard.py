@@ -24,7 +24,7 @@ from pyramid_deferred.dashboard.recorder import cost_flag, percentile
 from pyramid_deferred.hook import get_hook
 from pyramid_deferred.values import ConfigError
 
-TOKEN = "Zq4v-8rT_kd2LwP9xHn3mYc6"
+TOKEN = "GsDLMjeR2BXhtlY8YF_7yhr1VGOmBgUpDwYndV7hyds"
 EVIL = "<img src=x onerror=alert(1)>"
 OPEN = {"dashboard.require_token": "false"}
 
