@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+
+import pytest
 
 from pyramid_deferred.batch import RequestBatch
 from pyramid_deferred.core import DeferredTaskRunner
 from pyramid_deferred.core.log import LOGGER_NAME, get_logger
+from pyramid_deferred.request_id import RequestIdFilter
+from pyramid_deferred.testing import LogCapture
 
 log = get_logger(LOGGER_NAME)
 
@@ -28,6 +33,7 @@ def test_every_log_record_of_the_run_carries_the_batch_request_id(logs):
     # the trigger's DEBUG line; per task: its own line and the runner's DEBUG line; the summary
     assert len(logs.records) == 6
     assert {r.request_id for r in logs.records} == {"req-42"}
+    assert {r.channel for r in logs.records} == {"DEFERRED_TASK"}
 
 
 def test_the_request_id_follows_the_batch_to_another_thread(logs):
@@ -80,3 +86,25 @@ def test_a_failing_observer_is_logged_and_the_next_one_still_runs(logs):
     assert calls == ["second"]
     [error] = [r for r in logs.records if r.levelname == "ERROR"]
     assert "observer" in error.message and error.exc_info[0] is RuntimeError
+
+
+@pytest.fixture
+def app_records() -> Iterator[tuple[logging.Logger, LogCapture]]:
+    """An app's own logger (not the add-on's), with a handler that has ``RequestIdFilter``."""
+    capture = LogCapture("shop.tasks")
+    capture.addFilter(RequestIdFilter())
+    with capture:
+        yield logging.getLogger("shop.tasks"), capture
+
+
+def test_the_app_s_own_records_get_the_id_from_request_id_filter_on_its_handler(app_records):
+    app_log, capture = app_records
+    seen = capture.records
+    runner = DeferredTaskRunner()
+    runner.defer(lambda: app_log.info("sent the event"), max_cost_seconds=1, name="a.send")
+    RequestBatch(runner, request_id="req-app").run_once()
+    app_log.info("start-up line")
+    assert [(r.getMessage(), r.request_id) for r in seen] == [
+        ("sent the event", "req-app"), ("start-up line", "-"),
+    ]
+    assert not hasattr(seen[0], "channel"), "the channel marks the add-on's records only"
