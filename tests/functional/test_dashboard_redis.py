@@ -33,7 +33,7 @@ from pyramid_deferred.dashboard.redis_store import (
 )
 from pyramid_deferred.dashboard.sharing import Sharing
 from pyramid_deferred.hook import get_hook
-from pyramid_deferred.testing import FakeClock, LogCapture
+from pyramid_deferred.testing import FakeClock
 from redis import Redis
 from redis.connection import AbstractConnection
 from webtest import TestApp
@@ -41,6 +41,7 @@ from webtest import TestApp
 from tests.integration.services.credentials import REDIS_PASSWORD
 from tests.integration.services.raw_servers import free_port
 from tests.integration.services.redis_server import running_redis
+from tests.loguru_capture import LogCapture
 from tests.servers.servers import poll
 
 EVIL = "<img src=x onerror=alert(1)>"

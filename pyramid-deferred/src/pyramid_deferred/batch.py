@@ -9,10 +9,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from loguru import logger
-
 from pyramid_deferred.core import DeferredTaskRunner, RunReport
-from pyramid_deferred.core.log import deferred_task_logger
+from pyramid_deferred.core.log import get_logger, request_id_var
 from pyramid_deferred.durable import DurableRun, SpillOver
 from pyramid_deferred.observers import ReportObserver, notify_observers
 from pyramid_deferred.request_id import new_request_id
@@ -20,6 +18,8 @@ from pyramid_deferred.scope import _current
 
 if TYPE_CHECKING:
     from pyramid_deferred.watchdog import Watchdog
+
+log = get_logger(__name__)
 
 BATCH_ATTR = "deferred_task_batch"
 """The request attribute holding its batch."""
@@ -150,8 +150,9 @@ class RequestBatch:
     def run_once(self, trigger: Trigger | None = None) -> RunReport | None:
         """Run the batch unless it was already decided; never lets an ``Exception`` reach the server.
 
-        Every log record written during the run (the runner's, the tasks', the observers')
-        carries ``extra["request_id"]``.
+        The batch's request id is current during the run (:mod:`pyramid_deferred.core.log`):
+        every record of the add-on's loggers carries it (``record.request_id``), and the app's
+        own records can (``RequestIdFilter``, loguru's ``add_request_id`` patcher).
         """
         if not self._started.claim():
             return None
@@ -171,11 +172,14 @@ class RequestBatch:
         if not self._reported.claim():
             return []
         self._started.claim()  # a batch that had not started never will
-        with logger.contextualize(request_id=self.request_id):
+        token = request_id_var.set(self.request_id)
+        try:
             self.open_durable_run()
             report, lost = self.runner.stop(why)
             self.runner.close()
             self._report(report)
+        finally:
+            request_id_var.reset(token)
         return lost
 
     def discard_once(self, reason: str) -> RunReport | None:
@@ -183,11 +187,14 @@ class RequestBatch:
         if not self._started.claim():
             return None
         self._reported.claim()
-        with logger.contextualize(request_id=self.request_id):
+        token = request_id_var.set(self.request_id)
+        try:
             report = self.runner.discard(reason)
             self.runner.close()
             self._report(report)
             return report
+        finally:
+            request_id_var.reset(token)
 
     def _report(self, report: RunReport | None) -> None:
         if report is not None:
@@ -208,7 +215,8 @@ class RequestBatch:
                 watchdog.ended(self)
 
     def _run_watched(self) -> RunReport | None:
-        with logger.contextualize(request_id=self.request_id):
+        token = request_id_var.set(self.request_id)
+        try:
             self.run_started_at = self.clock()
             self.open_durable_run()
             report: RunReport | None = None
@@ -218,7 +226,7 @@ class RequestBatch:
                     via=self.trigger.value,
                 )
             except Exception:
-                deferred_task_logger.opt(exception=True).error("Deferred task run failed")
+                log.exception("Deferred task run failed")
             except BaseException:  # an interrupt on the main thread: the runner decided the rest
                 if self._reported.claim():
                     self._report(self.runner.stop_report)
@@ -228,3 +236,5 @@ class RequestBatch:
             if self._reported.claim():  # not if a stopping process reported it first
                 self._report(report)
             return report
+        finally:
+            request_id_var.reset(token)

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 from pyramid_deferred.core import DeferredTaskRunner
 from pyramid_deferred.core.costs import CostModel
 from pyramid_deferred.core.handoff import HandOffWorker
-from pyramid_deferred.core.log import deferred_task_logger
 from pyramid_deferred.core.runner import LazyExecutor, OverrunWarnings
+from pyramid_deferred.core.runner import log as runner_log
 from pyramid_deferred.dispatch import BatchDispatcher
 from pyramid_deferred.durable import ServiceCheck, SpillOver
 from pyramid_deferred.lifecycle import ProcessStop
@@ -67,12 +67,12 @@ class DeferredTaskHook:
         self.observers = observers
         self.runner_factory = runner_factory
         self._clock = clock
-        self.logger = deferred_task_logger
+        self.logger = runner_log
+        """What this app's runners log on (``pyramid_deferred.core.runner``, a stdlib logger)."""
         self.worker = HandOffWorker(
             threads=settings.worker_threads,
             queue_size=settings.worker_queue_size,
             grace_seconds=settings.shutdown_grace_seconds,
-            logger=self.logger,
         )
         self.dispatcher = BatchDispatcher(strategy=settings.strategy, worker=self.worker)
         self.overrun_warnings = OverrunWarnings()

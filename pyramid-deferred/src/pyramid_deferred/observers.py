@@ -1,8 +1,8 @@
 """The extension point for code that wants to know what became of each request's tasks.
 
 An observer is called with the ``RequestBatch`` and its ``RunReport`` right after the batch ran,
-in the thread that ran it and inside the request id's logging context. Metrics use it; anything
-else (an audit trail, a test spy) can too. Register one at configuration time::
+in the thread that ran it, with the batch's request id current (its log records carry it).
+Metrics use it; anything else (an audit trail, a test spy) can too. Register one at configuration time::
 
     config.add_deferred_task_observer(lambda batch, report: ...)
 """
@@ -12,15 +12,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from loguru import logger
 from pyramid.config import Configurator
 
 from pyramid_deferred.core import RunReport
-from pyramid_deferred.core.log import CHANNEL
+from pyramid_deferred.core.log import get_logger
 
 if TYPE_CHECKING:
     from pyramid_deferred.batch import RequestBatch
 
+log = get_logger(__name__)
 ReportObserver = Callable[["RequestBatch", RunReport], object]
 
 
@@ -43,6 +43,4 @@ def notify_observers(batch: RequestBatch, report: RunReport) -> None:
         try:
             observer(batch, report)
         except Exception:
-            logger.bind(channel=CHANNEL).opt(exception=True).error(
-                "Deferred task observer {!r} failed", observer
-            )
+            log.exception("Deferred task observer %r failed", observer)

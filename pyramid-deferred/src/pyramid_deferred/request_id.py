@@ -4,10 +4,10 @@
 The add-on's tween computes it once per request, sets ``request.request_id`` (a plain
 attribute: a reified request property would make Pyramid build a request subclass for every
 request, ~17 µs measured) and makes it :func:`current_request_id` while the request is handled.
-Each batch puts it on every log record of its run (``extra["request_id"]``), whichever thread
-runs it. For the request's own log lines, add :func:`add_request_id` to loguru's patchers in
-your logging set-up: the add-on configures no logging, and a per-request
-``logger.contextualize`` would cost every request ~3 µs.
+Each batch makes it current again around its run, whichever thread runs it, so every record of
+the add-on's loggers carries it as ``record.request_id`` (see :mod:`pyramid_deferred.core.log`).
+The app's own lines get it from :class:`RequestIdFilter` on a stdlib handler, or from
+:func:`add_request_id` among loguru's patchers: the add-on configures no logging.
 """
 
 from __future__ import annotations
@@ -15,18 +15,17 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from contextvars import ContextVar
-from typing import TYPE_CHECKING
+from typing import Any
 
-if TYPE_CHECKING:
-    from loguru import Record
+from pyramid_deferred.core.log import RequestIdFilter as RequestIdFilter  # re-exported: the app's handlers
+from pyramid_deferred.core.log import request_id_var
 
 REQUEST_ID_HEADER = "X-Request-ID"
 REQUEST_ID_ENVIRON_KEY = "HTTP_X_REQUEST_ID"
 MAX_REQUEST_ID_LENGTH = 128
 _SANE_REQUEST_ID = re.compile(rf"[A-Za-z0-9._@:-]{{1,{MAX_REQUEST_ID_LENGTH}}}")
 
-_current_request_id: ContextVar[str | None] = ContextVar("pyramid_deferred.request_id", default=None)
+_current_request_id = request_id_var
 
 
 def new_request_id() -> str:
@@ -55,9 +54,11 @@ def current_request_id() -> str | None:
     return _current_request_id.get()
 
 
-def add_request_id(record: Record) -> None:
-    """A loguru patcher: ``extra["request_id"]`` on every record written while a request is
-    handled, unless the record already has one (a batch's run sets its own)."""
+def add_request_id(record: Mapping[str, Any]) -> None:
+    """A loguru patcher (``logger.configure(patcher=add_request_id)``): ``extra["request_id"]``
+    on every loguru record written while a request is handled or its batch runs, unless the
+    record has one."""
     rid = _current_request_id.get()
     if rid is not None:
         record["extra"].setdefault("request_id", rid)
+

@@ -156,7 +156,7 @@ def test_a_dead_redis_drops_the_batch_backs_off_and_warns_once(publisher, store,
 
     [warning] = logs.at("WARNING")  # one line per outage, not one per flush
     assert "ConnectionError" in warning and "10.0.0.5:6379" in warning
-    assert not [r for r in logs.records if PASSWORD in r["message"]], "the URL's password is masked"
+    assert not [r for r in logs.records if PASSWORD in r.getMessage()], "the URL's password is masked"
     assert publisher._backoff == RETRY_MAX_SECONDS
 
     store.failing = None

@@ -39,7 +39,7 @@ from pyramid.tweens import EXCVIEW
 
 from pyramid_deferred.batch import BATCH_ATTR, RequestBatch
 from pyramid_deferred.core import RunReport
-from pyramid_deferred.core.log import deferred_task_logger
+from pyramid_deferred.core.log import get_logger
 from pyramid_deferred.dashboard.access import COOKIE_NAME, Decision, Guard, Verdict, is_cross_site
 from pyramid_deferred.dashboard.recorder import REQUEST_NOTE, STATUS_NOTE, Recorder, safe_text
 from pyramid_deferred.hook import get_hook
@@ -55,6 +55,8 @@ from pyramid_deferred.values import (
     parse_url_path,
     seconds_parser,
 )
+
+log = get_logger(__name__)
 
 if TYPE_CHECKING:
     from pyramid_deferred.dashboard.sharing import Sharing
@@ -251,7 +253,7 @@ class Dashboard:
         try:
             data = [{str(k): _json_value(v) for k, v in row.items()} for row in rows(request)]
         except Exception:
-            deferred_task_logger.opt(exception=True).error("Dashboard panel {!r} failed", title)
+            log.exception("Dashboard panel %r failed", title)
             return {"title": title, "rows": [], "error": "unavailable (the error is logged)"}
         return {"title": title, "rows": data, "error": None}
 

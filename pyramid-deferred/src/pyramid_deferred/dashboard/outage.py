@@ -7,9 +7,11 @@ import threading
 import time
 from collections.abc import Callable
 
-from pyramid_deferred.core.log import deferred_task_logger
+from pyramid_deferred.core.log import get_logger
 from pyramid_deferred.dashboard.recorder import safe_text
 from pyramid_deferred.values import mask_url
+
+log = get_logger(__name__)
 
 MAX_ERROR_TEXT = 300
 
@@ -41,9 +43,9 @@ class Outage:
                 return
             self.since = self.clock()
             self.outages += 1
-        deferred_task_logger.warning(
-            "Dashboard: Redis does not take this process's runs ({}); they are dropped and counted "
-            "({} so far) until it does, and the live page shows what it can. Said once per outage",
+        log.warning(
+            "Dashboard: Redis does not take this process's runs (%s); they are dropped and counted "
+            "(%s so far) until it does, and the live page shows what it can. Said once per outage",
             self.error, dropped,
         )
 
@@ -52,7 +54,7 @@ class Outage:
             if self.since is None:
                 return
             lasted, self.since = self.clock() - self.since, None
-        deferred_task_logger.info(
-            "Dashboard: Redis takes this process's runs again, after {:.0f} s ({} dropped in all)",
+        log.info(
+            "Dashboard: Redis takes this process's runs again, after %.0f s (%s dropped in all)",
             lasted, dropped,
         )

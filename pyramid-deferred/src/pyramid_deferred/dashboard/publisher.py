@@ -22,7 +22,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
-from pyramid_deferred.core.log import deferred_task_logger
+from pyramid_deferred.core.log import get_logger
 from pyramid_deferred.dashboard.outage import Outage
 from pyramid_deferred.dashboard.recorder import Recorder, RunView
 from pyramid_deferred.dashboard.redis_store import Failure, Publication
@@ -34,6 +34,8 @@ from pyramid_deferred.dashboard.wire import (
     encode_name,
     encode_run,
 )
+
+log = get_logger(__name__)
 
 FLUSH_SECONDS = 1.0
 HEARTBEAT_SECONDS = 10.0
@@ -127,7 +129,7 @@ class Publisher:
             try:
                 self.flush()
             except Exception:  # a bug here must not end the thread: the next flush tries again
-                deferred_task_logger.opt(exception=True).error("Dashboard: publishing to Redis failed")
+                log.exception("Dashboard: publishing to Redis failed")
 
     def flush(self) -> bool:
         """Write what is new (or the heartbeat) if due; False when the write failed or waits."""
