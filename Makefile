@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 
 .PHONY: setup bench-setup browser-check serve worker test lint check bench clean
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml pyramid-deferred/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e './pyramid-deferred[prometheus,otel,celery,sqlalchemy]'

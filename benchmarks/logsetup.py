@@ -1,7 +1,8 @@
 """Loguru for the in-process benchmarks: the project's own ``setup_logging``, console to /dev/null.
 
-The formatting and filtering a production process pays still happen; only the console's bytes
-vanish (the DEFERRED_TASK file sink, at WARNING, goes to a temporary directory).
+The formatting and filtering a production process pays still happen (the add-on's stdlib records
+reach loguru by the shop's bridge, below the lowest sink level they are never built); only the
+console's bytes vanish (the DEFERRED_TASK file sink, at WARNING, goes to a temporary directory).
 """
 
 from __future__ import annotations

@@ -190,8 +190,9 @@ def overhead_section(section: dict[str, Any]) -> list[str]:
         "`defer()` + `run()` of no-op tasks (declared cost 1 s, 10 s budget: nothing skipped, nothing "
         "overruns), per task, against a bare `heapq` push and pop of the same `(-priority, sequence, task)` "
         "tuples timed alternately in the same loop; median of "
-        f"{section['per_task'][0]['samples']} samples (`time.perf_counter_ns`, GC on). *Quiet*: loguru sinks "
-        "at WARNING (the runner's own cost, its filtered DEBUG/INFO calls included); *production*: "
+        f"{section['per_task'][0]['samples']} samples (`time.perf_counter_ns`, GC on). *Quiet*: the shop's "
+        "logging at WARNING (the runner's own cost, its stdlib DEBUG/INFO calls refused by `isEnabledFor` "
+        "included); *production*: "
         "production.ini's console sink at INFO, written to /dev/null (one summary line per run). "
         "Targets (issue 13): ≤ 5× the floor at every size, ≤ 3× at 100 tasks per run and above, judged "
         f"in both logging modes; issue 6's ≤ {TASK_TARGET_NS / 1000:g} µs per task (quiet) beside them.",
@@ -860,7 +861,7 @@ def findings_section(results: dict[str, Any]) -> list[str]:
         "records).",
         "2. **The drain loop** reads the clock once per task (a task's end is the next one's start).",
         "3. **The run summary** is the report's `str()`, passed to the logger as an argument: "
-        "formatted only if a sink takes INFO records.",
+        "formatted only if a handler takes INFO records.",
         "4. **The hook**: `request.request_id` and `request.deferred_task` are plain attributes set by "
         f"the tweens, not reified request properties, which made Pyramid build a request subclass on "
         f"every request ({reify_us} alone).",

@@ -151,7 +151,6 @@ def measure(*, requests: int = 2000, spills: int = 2000, outbox_requests: int = 
         url = f"redis://127.0.0.1:{port}/0"
         settings = load_deferred_task_settings({"deferred_task.broker_url": url, **KEYS}, {})
         spill_over = build_spill_over(settings)
-        spill_over.logger = spill_over.logger.bind()  # the records still go to the sinks configured
         run = spill_over.for_request("bench")
         item = DeferredTask(durable(noop, "o-1"), 1.0, 50, "bench.purchase")
         run.spill(item, 0, "skipped")  # connect once

@@ -1,7 +1,9 @@
-"""Loguru, configured once at start-up; stdlib logging (Pyramid, waitress, gunicorn) routed into it."""
+"""Loguru, configured once at start-up; stdlib logging (Pyramid, waitress, gunicorn, and the
+pyramid_deferred add-on, which logs through stdlib as Pyramid add-ons do) routed into it."""
 
 from __future__ import annotations
 
+import inspect
 import logging
 import sys
 from collections.abc import Iterator
@@ -9,7 +11,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from loguru import logger
-from pyramid_deferred.core.log import CHANNEL, ensure_notice_level
+from pyramid_deferred.core.log import CHANNEL, NOTICE, NOTICE_NAME
 from pyramid_deferred.request_id import current_request_id
 
 if TYPE_CHECKING:
@@ -33,6 +35,15 @@ _CONTROL_ESCAPES = {
 """Control characters and every character ``str.splitlines()`` breaks at, but the tab."""
 
 
+def ensure_notice_level() -> None:
+    """loguru's NOTICE, at the add-on's number (25, between INFO and WARNING): the level of a
+    skipped task, a sink's threshold (``deferred_task.log_threshold = NOTICE``)."""
+    try:
+        logger.level(NOTICE_NAME)
+    except ValueError:
+        logger.level(NOTICE_NAME, no=NOTICE, color="<cyan><bold>", icon="!")
+
+
 def patch_record(record: Record) -> None:
     """The patcher of every record: the request's id, then one line (see :func:`one_line`)."""
     if record["extra"].get("request_id", NO_REQUEST_ID) == NO_REQUEST_ID:
@@ -49,20 +60,30 @@ def one_line(record: Record) -> None:
 
 
 class InterceptHandler(logging.Handler):
-    """loguru's documented recipe: re-emit a stdlib record through loguru, keeping its caller."""
+    """loguru's documented recipe: re-emit a stdlib record through loguru, keeping its caller.
+
+    The level by name (NOTICE included); the record's ``channel`` (the add-on's
+    ``DEFERRED_TASK``, else the logger's name) and ``request_id`` (else ``patch_record`` finds
+    the current one) into ``extra``, where the sinks' filters and formats read them."""
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
             level: str | int = logger.level(record.levelname).name
         except ValueError:
             level = record.levelno
-        frame: FrameType | None = logging.currentframe()
-        depth = 2
-        while frame is not None and frame.f_code.co_filename == logging.__file__:
+        # The first frame outside logging (its module, or an import's frozen frames) logged it.
+        frame: FrameType | None = inspect.currentframe()
+        depth = 0
+        while frame is not None:
+            filename = frame.f_code.co_filename
+            inside = filename == logging.__file__ or ("importlib" in filename and "_bootstrap" in filename)
+            if depth > 0 and not inside:
+                break
             frame, depth = frame.f_back, depth + 1
-        logger.bind(channel=record.name).opt(depth=depth, exception=record.exc_info).log(
-            level, record.getMessage()
-        )
+        extra = record.__dict__
+        logger.bind(
+            channel=extra.get("channel", record.name), request_id=extra.get("request_id", NO_REQUEST_ID)
+        ).opt(depth=depth, exception=record.exc_info).log(level, record.getMessage())
 
 
 def is_deferred_task_record(record: Record) -> bool:
@@ -77,9 +98,19 @@ def add_console_sink(level: str) -> int:
     return logger.add(sys.stderr, level=level, format=CONSOLE_FORMAT, backtrace=False, diagnose=False)
 
 
-def route_stdlib_logging(names: tuple[str, ...] = STDLIB_LOGGERS) -> None:
-    """Send stdlib ``logging`` (the root logger and the servers' own loggers) into loguru."""
-    logging.basicConfig(handlers=[InterceptHandler()], level=0, force=True)
+def lowest_level(*levels: str) -> int:
+    """The number of the lowest of these loguru level names."""
+    ensure_notice_level()
+    return min(logger.level(level).no for level in levels)
+
+
+def route_stdlib_logging(level: int = 0, names: tuple[str, ...] = STDLIB_LOGGERS) -> None:
+    """Send stdlib ``logging`` (the root logger and the servers' own loggers) into loguru.
+
+    The root's ``level``: loguru's README says 0; the shop passes the lowest level one of its sinks
+    takes, so that ``isEnabledFor`` stays meaningful: a record no sink would write (the add-on's
+    per-task DEBUG lines, a library's DEBUG chatter) is never built, bridged and dropped."""
+    logging.basicConfig(handlers=[InterceptHandler()], level=level, force=True)
     for name in names:
         stdlib_logger = logging.getLogger(name)
         stdlib_logger.handlers = [InterceptHandler()]
@@ -102,6 +133,6 @@ def setup_logging(
         backtrace=False,
         diagnose=False,
     )
-    route_stdlib_logging()
+    route_stdlib_logging(lowest_level(app_log_level, threshold))
     yield
     logger.remove(file_sink)

@@ -7,10 +7,9 @@ from typing import Any
 
 import pytest
 from loguru import logger
-from pyramid_deferred.core.log import ensure_notice_level
-from pyramid_deferred.testing import LogCapture
 
-from config.logging import patch_record
+from config.logging import ensure_notice_level, patch_record
+from tests.loguru_capture import LogCapture, add_on_records_in_loguru
 from tests.secret_guard import GUARD
 
 # The add-on's pytest plugin is opt-in, as for any app that uses it; pytester runs plugin tests.
@@ -71,10 +70,12 @@ def no_secret_in_any_log_line(request: pytest.FixtureRequest) -> Iterator[None]:
 
 @pytest.fixture
 def logs() -> Iterator[LogCapture]:
+    """Every loguru record of the test, the add-on's (stdlib, bridged) included, DEBUG too."""
     ensure_notice_level()
     logger.configure(patcher=patch_record)  # as the app's logging set-up does (config/logging.py)
     capture = LogCapture()
     handler_id = logger.add(capture, level=0, format="{message}")
-    yield capture
+    with add_on_records_in_loguru():
+        yield capture
     with contextlib.suppress(ValueError):  # an app built during the test reconfigured loguru
         logger.remove(handler_id)

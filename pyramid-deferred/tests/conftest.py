@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Iterator
 
 import pytest
-from loguru import logger
 from pyramid.config import Configurator
 from webtest import TestApp
 
-from pyramid_deferred.core.log import ensure_notice_level
 from pyramid_deferred.hook import get_hook
 from pyramid_deferred.testing import LogCapture
 
@@ -19,12 +16,9 @@ pytest_plugins = ["pyramid_deferred.pytest_plugin", "pytester"]
 
 @pytest.fixture
 def logs() -> Iterator[LogCapture]:
-    ensure_notice_level()
-    capture = LogCapture()
-    handler_id = logger.add(capture, level=0, format="{message}")
-    yield capture
-    with contextlib.suppress(ValueError):
-        logger.remove(handler_id)
+    """Every record of the add-on's stdlib loggers during the test, DEBUG included."""
+    with LogCapture() as capture:
+        yield capture
 
 
 @pytest.fixture

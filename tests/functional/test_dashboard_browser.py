@@ -6,6 +6,10 @@ checkout) and the new rows must appear in that same page, without a reload: a ma
 ``window`` before the requests is still there once they show. A task named like markup is shown as
 text. ``DASHBOARD_SCREENSHOT_TO_DOCS=1`` writes the screenshot the docs show (docs/images/).
 
+With Redis, the shop under gunicorn with three worker processes: requests spread over them, and
+the page, whichever worker answers its polls, shows runs of at least two of those pids, a forged
+entry in Redis as text, and says it ignored an invalid one.
+
 With a token, a page on another site (``evil.example``, which the browser resolves to 127.0.0.1:
 nothing leaves the machine) that posts the right token to the login form is refused, while the
 page's own form logs in and its *Log out* button logs out.
@@ -16,6 +20,7 @@ driver and the browser are given by path."""
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import http.cookiejar
 import http.server
@@ -32,6 +37,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pyramid_deferred.dashboard.redis_store import RUN_FIELD, RUNS_KEY
+from redis import Redis
 from selenium import webdriver
 from selenium.common.exceptions import NoAlertPresentException, TimeoutException
 from selenium.webdriver.chrome.service import Service
@@ -41,6 +48,8 @@ from selenium.webdriver.support.ui import WebDriverWait
 from app.shop.orders import ACCEPTED_CARD
 from tests.functional.dashboard_app import EVIL_TASK, LOG_PATH_ENV
 from tests.functional.shop import EMAIL, PHONE, USER_AGENT
+from tests.integration.services.credentials import REDIS_PASSWORD
+from tests.integration.services.redis_server import running_redis
 from tests.servers.servers import HOST, WORKTREE, free_port, poll, stop
 
 pytestmark = pytest.mark.servers
@@ -57,7 +66,7 @@ ROWS_TIMEOUT = 15.0
 SCREENSHOT_TO_DOCS_ENV = "DASHBOARD_SCREENSHOT_TO_DOCS"
 DOCS_SCREENSHOT = WORKTREE / "docs" / "images" / "dashboard.png"
 MARKER = "__dashboard_test_marker"
-TOKEN = "Rm5x_Jt8Wq-2Bn7Kd4Hs9Lc"
+TOKEN = "mHNU0enSQKEKsoBBQOHkmzNG8hc05X6y_BwDGr9vGus"
 EVIL_HOST = "evil.example"
 ATTACK_PAGE = """<!doctype html><html><body><h1>Cute cats</h1>
 <form id="guess" method="post" action="{target}"><input name="token" value="{token}"></form>
@@ -93,16 +102,27 @@ class Shop:
         return runs
 
 
-def serve_shop(tmp_path_factory: pytest.TempPathFactory, **environ: str) -> Iterator[int]:
+WAITRESS = [sys.executable, "-m", "waitress", "--threads=4", "--call",
+            "tests.functional.dashboard_app:make_app"]
+GUNICORN_WORKERS = 3
+GUNICORN = [sys.executable, "-m", "gunicorn", "--config", str(WORKTREE / "gunicorn.conf.py"),
+            "--workers", str(GUNICORN_WORKERS), "--worker-class", "sync", "--threads", "1",
+            "tests.functional.dashboard_app:make_app()"]
+"""Sync workers: a worker answers one request at a time, so requests sent at once spread."""
+
+
+def serve_shop(tmp_path_factory: pytest.TempPathFactory, command: list[str] = WAITRESS,
+               **environ: str) -> Iterator[tuple[int, int]]:
+    """The shop on a free port: its port and its server's pid (gunicorn's master), stopped after."""
     workdir = tmp_path_factory.mktemp("shop")
     env = {k: v for k, v in os.environ.items() if not k.startswith(SCRUBBED)}
     env.update(PYTHONPATH=str(WORKTREE), PYTHONUNBUFFERED="1", **environ)
     env[LOG_PATH_ENV] = str(workdir / "deferred_task.log")
     port = free_port()
+    listen = [f"--listen={HOST}:{port}"] if command is WAITRESS else ["--bind", f"{HOST}:{port}"]
     with (workdir / "server.log").open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "waitress", f"--listen={HOST}:{port}", "--threads=4",
-             "--call", "tests.functional.dashboard_app:make_app"],
+            [*command[:3], *listen, *command[3:]],
             cwd=WORKTREE, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
     try:
@@ -114,21 +134,45 @@ def serve_shop(tmp_path_factory: pytest.TempPathFactory, **environ: str) -> Iter
 
         if not poll(ready, timeout=30, interval=0.1):
             pytest.fail("the shop did not start:\n" + (workdir / "server.log").read_text()[-3000:])
-        yield port
+        yield port, process.pid
     finally:
-        stop(process)
+        stop(process)  # the process group: gunicorn's workers too
 
 
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     """The shop as `make serve` runs it: the live page open, without a token."""
-    yield from serve_shop(tmp_path_factory)
+    for port, _ in serve_shop(tmp_path_factory):
+        yield port
 
 
 @pytest.fixture(scope="module")
 def guarded_shop(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     """The shop with the live page behind a token."""
-    yield from serve_shop(tmp_path_factory, APP_DASHBOARD_TOKEN=TOKEN)
+    for port, _ in serve_shop(tmp_path_factory, APP_DASHBOARD_TOKEN=TOKEN):
+        yield port
+
+
+@pytest.fixture(scope="module")
+def redis_for_workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Redis]:
+    """A redis-server of this test's own (with a password), and a client to look and forge with."""
+    port = free_port()
+    with running_redis(port, tmp_path_factory.mktemp("redis"), password=REDIS_PASSWORD):
+        client = Redis(host=HOST, port=port, password=REDIS_PASSWORD, socket_timeout=5)
+        try:
+            yield client
+        finally:
+            client.close()
+
+
+@pytest.fixture(scope="module")
+def workers_shop(
+    tmp_path_factory: pytest.TempPathFactory, redis_for_workers: Redis
+) -> Iterator[tuple[int, int]]:
+    """The shop under gunicorn, three sync worker processes, the page shared through Redis."""
+    port = redis_for_workers.connection_pool.connection_kwargs["port"]
+    yield from serve_shop(tmp_path_factory, GUNICORN,
+                          APP_DASHBOARD_REDIS_URL=f"redis://:{REDIS_PASSWORD}@{HOST}:{port}/0")
 
 
 class AttackerPage(http.server.BaseHTTPRequestHandler):
@@ -365,3 +409,90 @@ def test_an_open_page_whose_login_ends_shows_the_form_again(guarded_shop, browse
     browser.delete_cookie("deferred_dashboard")  # as when it expires: the next poll gets a 403
 
     wait(browser, lambda: browser.find_elements(By.NAME, "token"), "the page never showed the form again")
+
+
+# --- every worker, through Redis ---
+
+BURST = 2 * GUNICORN_WORKERS
+MAX_BURSTS = 30
+
+
+def children(pid: int) -> set[int]:
+    """The processes whose parent is ``pid`` (gunicorn's workers), from /proc."""
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            # "pid (comm) state ppid ...": comm may hold spaces, so split after its last ")"
+            if int(stat.read_text().rpartition(")")[2].split()[1]) == pid:
+                found.add(int(stat.parent.name))
+    return found
+
+
+def two_pids_in_runs(port: int) -> set[int] | None:
+    """The pids of the shared runs, once there are at least two."""
+    found = {int(run["pid"]) for run in Shop(port).runs()}
+    return found if len(found) >= 2 else None
+
+
+def spread_requests(port: int) -> set[int]:
+    """Bursts of requests sent at once (each sync worker takes one at a time) until the runs of at
+    least two workers are in the shared data; at most ``MAX_BURSTS`` bursts."""
+    with concurrent.futures.ThreadPoolExecutor(BURST) as pool:
+        for _ in range(MAX_BURSTS):
+            answers = pool.map(lambda _: Shop(port).request("GET", "/products/wool-hat")[0], range(BURST))
+            statuses = list(answers)
+            assert statuses == [200] * BURST
+            seen = poll(lambda: two_pids_in_runs(port), timeout=3, interval=0.2)
+            if seen:
+                return seen
+    pytest.fail(f"the runs of {MAX_BURSTS * BURST} requests came from fewer than two workers")
+
+
+def shown_pids(driver: webdriver.Chrome) -> set[int]:
+    return {int(row["pid"]) for row in driver.execute_script(
+        "return Array.from(document.querySelectorAll('#runs .run'), (row) => ({pid: row.dataset.pid}));")}
+
+
+def test_with_redis_the_page_shows_the_runs_of_every_gunicorn_worker(workers_shop, browser):
+    port, master = workers_shop
+    marker = open_live_page(browser, port)
+    workers = children(master)
+    assert len(workers) == GUNICORN_WORKERS, f"gunicorn's workers: {workers}"
+
+    published = spread_requests(port)
+
+    assert published <= workers, "each run's pid is one of gunicorn's workers"
+    wait(browser, lambda: len(shown_pids(browser)) >= 2, "runs of two workers never showed")
+    still_the_same_page(browser, marker)
+    assert shown_pids(browser) <= workers
+    assert " · all workers" in browser.find_element(By.ID, "live").text
+    chips = {int(pid) for pid in browser.execute_script(
+        "return Array.from(document.querySelectorAll('#workers .worker'), (chip) => chip.dataset.pid);")}
+    assert len(chips) >= 2 and chips <= workers
+    metas = [row["meta"] for row in rows(browser, "GET /products/wool-hat")]
+    assert metas and all(f"pid {pid}" in " ".join(metas) for pid in shown_pids(browser))
+
+
+def test_a_forged_entry_in_redis_is_shown_as_text_and_an_invalid_one_is_said_ignored(
+    workers_shop, redis_for_workers, browser
+):
+    port, _ = workers_shop
+    assert Shop(port).request("GET", "/products/wool-hat")[0] == 200
+    entries = poll(lambda: redis_for_workers.xrevrange(RUNS_KEY, count=1), timeout=10)
+    assert entries, "no run reached Redis"
+    run = json.loads(entries[0][1][RUN_FIELD])
+    line = "GET /forged/<script>alert(3)</script>"
+    run.update(request=line, request_id="forged-in-redis", tasks=[{**run["tasks"][0], "name": EVIL_TASK}])
+    redis_for_workers.xadd(RUNS_KEY, {RUN_FIELD: json.dumps(run).encode()})
+    redis_for_workers.xadd(RUNS_KEY, {RUN_FIELD: b'{"pid": "<img src=x onerror=alert(4)>"}'})
+
+    marker = open_live_page(browser, port)
+    wait(browser, lambda: rows(browser, line), "the forged row never showed")
+
+    still_the_same_page(browser, marker)
+    no_alert(browser)
+    [row] = rows(browser, line)
+    assert [task["text"] for task in row["tasks"]] == [EVIL_TASK] and row["tasks"][0]["children"] == 0
+    assert browser.find_elements(By.TAG_NAME, "img") == [], "no element was made from Redis's data"
+    wait(browser, lambda: "1 entries in Redis were not valid and were ignored"
+         in browser.find_element(By.ID, "partial").text, "the ignored entry was not said")

@@ -46,7 +46,8 @@ MANAGO_LIVE = {
 }
 MATOMO_LIVE = {"MATOMO_URL": "https://matomo.example", "MATOMO_TOKEN_AUTH": credentials.MATOMO_TOKEN_AUTH}
 METRICS_ON = {"APP_METRICS_ENABLED": "true"}
-DASHBOARD_ON = {"APP_DASHBOARD_ENABLED": "true", "APP_DASHBOARD_TOKEN": "Qz7t_Wm4Lc-9Vr2Xk6Np3Hd8"}
+DASHBOARD_ON = {"APP_DASHBOARD_ENABLED": "true",
+                "APP_DASHBOARD_TOKEN": "tKYsHyMj2p1jgLBcEQnG17mlBxk9xebFTTZKo6RCrUY"}
 
 
 @dataclass(frozen=True)
@@ -121,21 +122,25 @@ ENV_ROWS: tuple[EnvRow, ...] = (
     EnvRow("metrics", ("APP_METRICS_ENABLED",), ALL_REFUSED),
     EnvRow("metrics", ("APP_METRICS_PATH",), ALL_REFUSED, companions=METRICS_ON),
     EnvRow("metrics", ("APP_METRICS_TOKEN",), {**ALL_REFUSED, "empty": AS_UNSET}, companions=METRICS_ON,
-           secret=True, note="16-512 printable characters without spaces, hard to guess (400 nines are "
+           secret=True, note="32-512 printable characters without spaces, hard to guess (400 nines are "
                              "not); empty: the endpoint is open; the value is never echoed"),
     EnvRow("metrics", ("PROMETHEUS_MULTIPROC_DIR",), ALL_REFUSED, companions=METRICS_ON,
            note="with metrics on: must be an existing writable directory"),
     EnvRow("dashboard", ("APP_DASHBOARD_ENABLED",), ALL_REFUSED),
     EnvRow("dashboard", ("APP_DASHBOARD_PATH",), ALL_REFUSED, companions=DASHBOARD_ON),
     EnvRow("dashboard", ("APP_DASHBOARD_TOKEN",), ALL_REFUSED, companions=DASHBOARD_ON,
-           secret=True, note="16-512 printable characters without spaces, hard to guess (400 nines are "
+           secret=True, note="32-512 printable characters without spaces, hard to guess (400 nines are "
                              "not); empty: refused while `dashboard.require_token` is on; the value is "
                              "never echoed"),
     EnvRow("dashboard", ("APP_DASHBOARD_REQUIRE_TOKEN", "APP_DASHBOARD_LOGIN_HOURS",
                          "APP_DASHBOARD_SECURE_COOKIE", "APP_DASHBOARD_MAX_FAILURES_PER_CLIENT",
                          "APP_DASHBOARD_MAX_FAILURES", "APP_DASHBOARD_THROTTLE_WINDOW_SECONDS",
-                         "APP_DASHBOARD_RECENT_RUNS",
-                         "APP_DASHBOARD_MAX_TASK_NAMES"), ALL_REFUSED, companions=DASHBOARD_ON),
+                         "APP_DASHBOARD_RECENT_RUNS", "APP_DASHBOARD_MAX_TASK_NAMES",
+                         "APP_DASHBOARD_REDIS_TTL_SECONDS"), ALL_REFUSED, companions=DASHBOARD_ON),
+    EnvRow("dashboard", ("APP_DASHBOARD_REDIS_URL",), {**ALL_REFUSED, "empty": AS_UNSET},
+           companions=DASHBOARD_ON, secret=True,
+           note="redis:// or rediss://; empty: the broker's, else each process shows its own; the value "
+                "is never echoed (it may hold a password)"),
     EnvRow("shop", ("APP_PUBLIC_ORIGIN",), ALL_REFUSED,
            note="an http(s) origin: scheme, host, optional port"),
     EnvRow("services", ("META_PIXEL_ID",), ALL_REFUSED, companions=META_LIVE,

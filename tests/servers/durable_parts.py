@@ -37,6 +37,7 @@ from app.factory import build_container, make_configurator
 from app.services.meta import API_VERSION
 from tests.integration.services import credentials
 from tests.integration.services.redis_server import running_redis
+from tests.loguru_capture import add_on_records_in_loguru
 from tests.servers.servers import WORKTREE, free_port, poll, server_env
 
 META_PATH = f"/{API_VERSION}/{credentials.META_PIXEL_ID}/events"
@@ -178,7 +179,8 @@ def records() -> Iterator[list[dict[str, Any]]]:
     """Every log record of this process during the test."""
     seen: list[dict[str, Any]] = []
     sink = logger.add(lambda message: seen.append(dict(message.record)), level="DEBUG")
-    yield seen
+    with add_on_records_in_loguru():  # the add-on logs through stdlib: bridged, as the shop does
+        yield seen
     logger.remove(sink)
 
 

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.servers
 
 PRODUCTION_INI = WORKTREE / "config" / "production.ini"
 ORIGIN = "https://shop.example"
-TOKEN = "Kd8s_Vn2Qx-5Lw9Rt3Mh7Pz"
+TOKEN = "be3zq05hukpoYGcylXnXqkcoTKzCgXxRD_IF8qDl1tk"
 PROXY_CLIENT = "198.51.100.23"
 SCRUBBED = ("APP_", "DEFERRED_TASK_", "META_", "ADVISABLE_AI_", "MANAGO_", "MATOMO_", "CIRCUIT_BREAKER_",
             "PROMETHEUS_", "FORWARDED_ALLOW_IPS")

@@ -23,16 +23,16 @@ from collections.abc import Callable, Sequence
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
-from loguru import logger
-
 from pyramid_deferred.core import DeferredTaskRunner, RunReport
-from pyramid_deferred.core.log import deferred_task_logger
+from pyramid_deferred.core.log import get_logger, request_id_var
 from pyramid_deferred.durable import DurableRun, SpillOver
 from pyramid_deferred.request_id import new_request_id
 from pyramid_deferred.scope import _running_batch
 
 if TYPE_CHECKING:
     ReportObserver = Callable[["RequestBatch", RunReport], object]
+
+log = get_logger(__name__)
 
 BATCH_ATTR = "deferred_task_batch"
 """The request attribute holding its batch."""
@@ -207,22 +207,28 @@ class RequestBatch:
         if not self._reported.claim():
             return []
         self._started.claim()  # a batch that had not started never will
-        with logger.contextualize(request_id=self.request_id):
+        token = request_id_var.set(self.request_id)  # another thread's batch: say whose lines these are
+        try:
             self.open_durable_run()
             report, lost = self.runner.stop(why)
             self.runner.close()
             self._report(report)
+        finally:
+            request_id_var.reset(token)
         return lost
 
     def discard_once(self, reason: str) -> RunReport | None:
         """Decide the batch without running anything: every task, ``always`` included, is discarded."""
         if not self._started.claim() or not self._reported.claim():
             return None
-        with logger.contextualize(request_id=self.request_id):
+        token = request_id_var.set(self.request_id)
+        try:
             report = self.runner.discard(reason)
             self.runner.close()
             self._report(report)
             return report
+        finally:
+            request_id_var.reset(token)
 
     def _report(self, report: RunReport | None) -> None:
         """The batch is over: its observers hear of it (each one isolated), it leaves the live
@@ -232,9 +238,7 @@ class RequestBatch:
                 try:
                     observer(self, report)
                 except Exception:
-                    deferred_task_logger.opt(exception=True).error(
-                        "Deferred task observer {!r} failed", observer
-                    )
+                    log.exception("Deferred task observer %r failed", observer)
         live = self.live
         if live is not None:
             live.discard(self)
@@ -247,24 +251,23 @@ class RequestBatch:
         self.open_durable_run()
         token = _running_batch.set(self)  # the runner for current_runner(), the id for log lines
         try:
-            with logger.contextualize(request_id=self.request_id):
-                report: RunReport | None = None
-                try:
-                    report = self.runner.run(
-                        ceiling_seconds=self.ceiling_seconds(), request_failed=self.request_failed,
-                        via=self.trigger.value,
-                    )
-                except Exception:
-                    deferred_task_logger.opt(exception=True).error("Deferred task run failed")
-                except BaseException:  # an interrupt on the main thread: the runner decided the rest
-                    if self._reported.claim():
-                        self._report(self.runner.stop_report)
-                    raise
-                finally:
-                    self.runner.close()
-                    self.thread = None
-                if self._reported.claim():  # not if a stopping process reported it first
-                    self._report(report)
-                return report
+            report: RunReport | None = None
+            try:
+                report = self.runner.run(
+                    ceiling_seconds=self.ceiling_seconds(), request_failed=self.request_failed,
+                    via=self.trigger.value,
+                )
+            except Exception:
+                log.exception("Deferred task run failed")
+            except BaseException:  # an interrupt on the main thread: the runner decided the rest
+                if self._reported.claim():
+                    self._report(self.runner.stop_report)
+                raise
+            finally:
+                self.runner.close()
+                self.thread = None
+            if self._reported.claim():  # not if a stopping process reported it first
+                self._report(report)
+            return report
         finally:
             _running_batch.reset(token)

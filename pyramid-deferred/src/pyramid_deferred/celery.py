@@ -28,13 +28,13 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any, cast
 
 from celery import Celery, Task
 from celery.exceptions import Retry
-from loguru import logger
 from redis import Redis
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
@@ -47,7 +47,7 @@ from pyramid_deferred.core.durable import (
     durable_function_paths,
     registered_function,
 )
-from pyramid_deferred.core.log import CHANNEL, without_locals
+from pyramid_deferred.core.log import get_logger, request_id_var, without_locals
 from pyramid_deferred.durable import (
     BrokerUnavailable,
     Claim,
@@ -66,7 +66,7 @@ TASK_NAME = "pyramid_deferred.run_durable"
 SWEEP_TASK_NAME = "pyramid_deferred.sweep_outbox"
 KEY_PREFIX = "pyramid_deferred:durable:"
 HELD, DONE = "held", "done"
-log = logger.bind(channel=CHANNEL)
+log = get_logger(__name__)
 
 
 def redis_client(url: str, timeout: float) -> Redis:
@@ -90,7 +90,7 @@ class RedisClaims:
                 return Claim.CLAIMED
             value = self.redis.get(name)
         except RedisError as error:
-            log.warning("Idempotency key {} could not be claimed ({}): running it anyway", key,
+            log.warning("Idempotency key %s could not be claimed (%s): running it anyway", key,
                         mask_url(str(error)))
             return Claim.UNKNOWN
         if value is None:  # expired between the two commands: try once more
@@ -109,7 +109,7 @@ class RedisClaims:
         try:
             self.redis.set(self.prefix + key, DONE, ex=max(1, int(self.done_ttl_seconds)))
         except RedisError as error:
-            log.warning("Idempotency key {} ran but could not be recorded ({}): a spilled copy may run "
+            log.warning("Idempotency key %s ran but could not be recorded (%s): a spilled copy may run "
                         "again", key, mask_url(str(error)))
 
     def release(self, key: str) -> None:
@@ -118,7 +118,7 @@ class RedisClaims:
             if self.redis.get(name) == HELD.encode():
                 self.redis.delete(name)
         except RedisError as error:
-            log.warning("Idempotency key {} could not be released ({}): the retry waits for its lease",
+            log.warning("Idempotency key %s could not be released (%s): the retry waits for its lease",
                         key, mask_url(str(error)))
 
 
@@ -183,7 +183,7 @@ def create_celery_app(
         importlib.import_module(module)
     if imports:
         declared = durable_function_paths()
-        log.log("INFO" if declared else "WARNING", "Durable functions this worker runs: {}",
+        log.log(logging.INFO if declared else logging.WARNING, "Durable functions this worker runs: %s",
                 ", ".join(declared) or "none (no module of imports declares one: every task is refused)")
     app = Celery(main)
     app.conf.update(celery_config(settings))
@@ -269,20 +269,23 @@ class DurableWorker:
         try:
             task = self.codec.open(message)
         except ForgedMessage as why:
-            log.error("Refused a {} message (delivery {}): {}: not run, not retried", TASK_NAME,
+            log.error("Refused a %s message (delivery %s): %s: not run, not retried", TASK_NAME,
                       _shown(celery_task.request.id), why)
             return "refused"
         except UndecryptablePayload as why:  # signed by the app: a JSON object, kept for a replay
             self.dead_letter(cast("SealedMessage", message), why.task, f"was not run: {why}", attempt)
             return "dead"
-        with logger.contextualize(request_id=task.request_id):
+        token = request_id_var.set(task.request_id)  # the web request's id, on every line of the run
+        try:
             return self.run(celery_task, cast("SealedMessage", message), task, attempt)
+        finally:
+            request_id_var.reset(token)
 
     def run(self, celery_task: Task, message: SealedMessage, task: SpilledTask, attempt: int) -> str:
         claims = self.claims()
         claim = claims.claim(task.key, task.lease_seconds)
         if claim is Claim.DONE:
-            log.info("Durable task {} ({}) already ran: not run again", task.name, task.key)
+            log.info("Durable task %s (%s) already ran: not run again", task.name, task.key)
             return "duplicate"
         if claim is Claim.HELD:
             return self.retry(celery_task, message, task, claims.held_for(task.key) + 0.5,
@@ -303,14 +306,14 @@ class DurableWorker:
         except Exception as error:
             claims.release(task.key)
             why = f"{type(error).__name__}: {mask_url(str(error))}"
-            log.opt(exception=without_locals(error, mask_url)).warning(
-                "Durable task {} ({}, function {}) attempt {} failed: {}", task.name, task.key,
-                task.function, attempt, why,
+            log.warning(
+                "Durable task %s (%s, function %s) attempt %d failed: %s", task.name, task.key,
+                task.function, attempt, why, exc_info=without_locals(error, mask_url),
             )
             return self.retry(celery_task, message, task, backoff(attempt - 1, self.settings), why, attempt)
         if claim is Claim.CLAIMED:
             claims.done(task.key)
-        log.info("Durable task {} ({}, spilled: {}) ran on attempt {} in {:.3f}s", task.name, task.key,
+        log.info("Durable task %s (%s, spilled: %s) ran on attempt %d in %.3fs", task.name, task.key,
                  task.reason, attempt, time.monotonic() - started)
         return "done"
 
@@ -319,7 +322,7 @@ class DurableWorker:
         if celery_task.request.retries >= self.settings.spill_max_retries:
             self.dead_letter(message, task, f"gave up after {attempt} attempt(s): {why}", attempt)
             return "dead"
-        log.info("Durable task {} ({}) attempt {}: {}; retrying in {:.1f}s", task.name, task.key, attempt,
+        log.info("Durable task %s (%s) attempt %d: %s; retrying in %.1fs", task.name, task.key, attempt,
                  why, countdown)
         try:
             raise celery_task.retry(countdown=countdown)
@@ -335,12 +338,12 @@ class DurableWorker:
         try:
             self.dead_letters().add(message, why=why, attempts=attempts)
         except RedisError as error:
-            log.error("DEAD LETTER: durable task {} ({}, function {}, spilled: {}) {}; it could not be "
-                      "stored ({}): it is LOST", task.name, task.key, task.function, task.reason, why,
+            log.error("DEAD LETTER: durable task %s (%s, function %s, spilled: %s) %s; it could not be "
+                      "stored (%s): it is LOST", task.name, task.key, task.function, task.reason, why,
                       mask_url(str(error)))
             return
-        log.error("DEAD LETTER: durable task {} ({}, function {}, spilled: {}) {}; kept {:g} day(s) in the "
-                  "dead-letter store: replay with `{} replay {}`", task.name, task.key, task.function,
+        log.error("DEAD LETTER: durable task %s (%s, function %s, spilled: %s) %s; kept %g day(s) in the "
+                  "dead-letter store: replay with `%s replay %s`", task.name, task.key, task.function,
                   task.reason, why, self.settings.dead_letter_ttl_seconds / 86_400, DEAD_LETTERS_COMMAND,
                   task.key)
 

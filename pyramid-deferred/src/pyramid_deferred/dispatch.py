@@ -26,7 +26,9 @@ from pyramid_deferred import uwsgi as uwsgi_trigger
 from pyramid_deferred.batch import BATCH_ATTR, RequestBatch, Trigger
 from pyramid_deferred.closing import wrap_app_iter
 from pyramid_deferred.core.handoff import HandOffWorker
-from pyramid_deferred.core.log import deferred_task_logger
+from pyramid_deferred.core.log import get_logger
+
+log = get_logger(__name__)
 
 CLOSE, THREAD, UWSGI = Trigger.CLOSE.value, Trigger.THREAD.value, Trigger.UWSGI.value
 STRATEGIES = ("auto", CLOSE, THREAD)
@@ -129,15 +131,15 @@ class BatchDispatcher:
         if self.worker.submit(batch):
             return
         if self.worker.accepting:
-            deferred_task_logger.warning(
-                "Hand-off queue full ({} batches waiting): running {} task(s) inline, the client waits",
+            log.warning(
+                "Hand-off queue full (%d batches waiting): running %d task(s) inline, the client waits",
                 self.worker.queue_length,
                 len(batch.pending_names()),
             )
             batch.run_once(Trigger.INLINE_QUEUE_FULL)
         else:
-            deferred_task_logger.warning(
-                "Hand-off worker is shutting down: running {} task(s) inline", len(batch.pending_names())
+            log.warning(
+                "Hand-off worker is shutting down: running %d task(s) inline", len(batch.pending_names())
             )
             batch.run_once(Trigger.INLINE_SHUTTING_DOWN)
 

@@ -17,8 +17,8 @@ from pyramid_deferred.batch import BATCH_ATTR, RequestBatch
 from pyramid_deferred.core import DeferredTaskRunner, RunReport
 from pyramid_deferred.core.costs import CostModel
 from pyramid_deferred.core.handoff import HandOffWorker
-from pyramid_deferred.core.log import deferred_task_logger
 from pyramid_deferred.core.runner import LazyExecutor, OverrunWarnings
+from pyramid_deferred.core.runner import log as runner_log
 from pyramid_deferred.dispatch import BatchDispatcher
 from pyramid_deferred.durable import ServiceCheck, SpillOver
 from pyramid_deferred.lifecycle import ProcessStop
@@ -73,12 +73,12 @@ class DeferredTaskHook:
         self.observers = observers
         self._runner_factory = runner_factory
         self._clock = clock
-        self.logger = deferred_task_logger
+        self.logger = runner_log
+        """What this app's runners log on (``pyramid_deferred.core.runner``, a stdlib logger)."""
         self.worker = HandOffWorker(
             threads=settings.worker_threads,
             queue_size=settings.worker_queue_size,
             grace_seconds=settings.shutdown_grace_seconds,
-            logger=self.logger,
         )
         self.dispatcher = BatchDispatcher(strategy=settings.strategy, worker=self.worker)
         self.overrun_warnings = OverrunWarnings()

@@ -29,11 +29,13 @@ from typing import TYPE_CHECKING, Any
 
 from pyramid_deferred import uwsgi as uwsgi_trigger
 from pyramid_deferred.core.handoff import HandOffWorker
-from pyramid_deferred.core.log import deferred_task_logger
+from pyramid_deferred.core.log import get_logger
 from pyramid_deferred.watchdog import Watchdog
 
 if TYPE_CHECKING:
     from pyramid_deferred.batch import RequestBatch
+
+log = get_logger(__name__)
 
 POLL_SECONDS = 0.05
 GIVE_UP_WAIT_SECONDS = 30.0
@@ -132,10 +134,10 @@ class ProcessStop:
                 continue
             lost.extend(unfinished)
             where = self.watchdog.thread_of(batch)
-            deferred_task_logger.bind(request_id=batch.request_id).error(
-                "The process is stopping while a batch {}: abandoning {} deferred task(s): {}",
+            log.error(
+                "The process is stopping while a batch %s: abandoning %d deferred task(s): %s",
                 f"runs on thread {where.name}" if where is not None else "waits for its trigger",
-                len(unfinished), ", ".join(unfinished),
+                len(unfinished), ", ".join(unfinished), extra={"request_id": batch.request_id},
             )
         return lost
 

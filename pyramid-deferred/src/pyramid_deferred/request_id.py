@@ -4,9 +4,13 @@
 The add-on's tween computes it once per request and sets ``request.request_id`` (a plain
 attribute: a reified request property would make Pyramid build a request subclass for every
 request, ~17 µs measured); nothing else is set per request. :func:`current_request_id` finds it
-when it is asked: the batch running on this thread, else Pyramid's current request. A new id
-costs no system call: a per-process random prefix and a counter (``7f3a9c01d2e4-1b``), unique
-across the processes of a deployment (the prefix is drawn again in each forked worker).
+when it is asked (a log record is written): the batch running on this thread, else Pyramid's
+current request. Every record of the add-on's loggers carries it as ``record.request_id`` (see
+:mod:`pyramid_deferred.core.log`); the app's own lines get it from :class:`RequestIdFilter` on a
+stdlib handler, or from :func:`add_request_id` among loguru's patchers: the add-on configures no
+logging. A new id costs no system call: a per-process random prefix and a counter
+(``7f3a9c01d2e4-1b``), unique across the processes of a deployment (the prefix is drawn again in
+each forked worker).
 """
 
 from __future__ import annotations
@@ -16,10 +20,11 @@ import os
 import re
 import sys
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import Any
 
-if TYPE_CHECKING:
-    from loguru import Record
+from pyramid_deferred.core import log as core_log
+from pyramid_deferred.core.log import RequestIdFilter as RequestIdFilter  # re-exported: the app's handlers
+from pyramid_deferred.core.log import request_id_var
 
 REQUEST_ID_HEADER = "X-Request-ID"
 REQUEST_ID_ENVIRON_KEY = "HTTP_X_REQUEST_ID"
@@ -67,6 +72,9 @@ def current_request_id() -> str | None:
     """The id of the batch running on this thread, else of the request being handled, else None."""
     from pyramid_deferred.scope import _running_batch
 
+    explicit = request_id_var.get()  # a batch discarded or abandoned, a durable task on a worker
+    if explicit is not None:
+        return explicit
     batch = _running_batch.get()
     if batch is not None:
         return str(batch.request_id)
@@ -76,10 +84,14 @@ def current_request_id() -> str | None:
     return rid if isinstance(rid, str) else None
 
 
-def add_request_id(record: Record) -> None:
-    """A loguru patcher: ``extra["request_id"]`` on every record written while a request is
-    handled or its batch runs, unless the record already has one."""
+def add_request_id(record: Mapping[str, Any]) -> None:
+    """A loguru patcher (``logger.configure(patcher=add_request_id)``): ``extra["request_id"]``
+    on every loguru record written while a request is handled or its batch runs, unless the
+    record has one."""
     if "request_id" not in record["extra"]:
         rid = current_request_id()
         if rid is not None:
             record["extra"]["request_id"] = rid
+
+
+core_log.resolve_request_id_with(current_request_id)

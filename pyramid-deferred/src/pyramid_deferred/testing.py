@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from pyramid_deferred.core.durable import ServiceDown, durable_function
+from pyramid_deferred.core.log import LOGGER_NAME
 from pyramid_deferred.core.report import RunReport
 from pyramid_deferred.core.runner import DeferredTaskRunner
 from pyramid_deferred.core.task import DeferredTask
@@ -36,21 +38,38 @@ NOT_WIRED = (
 )
 
 
-class LogCapture:
-    """Every loguru record written while it is a sink (``logger.add(capture, level=0)``): for
-    tests that assert what was logged, at which level, with which ``extra``."""
+class LogCapture(logging.Handler):
+    """Every record of the add-on's loggers (``pyramid_deferred`` and below, DEBUG included) while
+    the block is open: ``with LogCapture() as logs:``. For tests that assert what was logged, at
+    which level, with which ``channel`` and ``request_id``. The logger's level is DEBUG inside the
+    block and what it was after it; its other handlers and the app's configuration are untouched."""
 
-    def __init__(self) -> None:
-        self.records: list[Any] = []
+    def __init__(self, logger_name: str = LOGGER_NAME) -> None:
+        super().__init__(level=logging.NOTSET)
+        self.records: list[logging.LogRecord] = []
+        self._logger = logging.getLogger(logger_name)
+        self._previous_level = logging.NOTSET
 
-    def __call__(self, message: Any) -> None:
-        self.records.append(message.record)
+    def emit(self, record: logging.LogRecord) -> None:
+        record.message = record.getMessage()  # as a formatter would, now: what the line said
+        self.records.append(record)
 
     def at(self, level: str) -> list[str]:
-        return [r["message"] for r in self.records if r["level"].name == level]
+        """The messages logged at ``level`` (a name: ``"NOTICE"``, ``"ERROR"``), in order."""
+        return [r.message for r in self.records if r.levelname == level]
 
-    def matching(self, text: str) -> list[Any]:
-        return [r for r in self.records if text in r["message"]]
+    def matching(self, text: str) -> list[logging.LogRecord]:
+        return [r for r in self.records if text in r.message]
+
+    def __enter__(self) -> LogCapture:
+        self._previous_level = self._logger.level
+        self._logger.setLevel(logging.DEBUG)
+        self._logger.addHandler(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._logger.removeHandler(self)
+        self._logger.setLevel(self._previous_level)
 
 
 class FakeClock:

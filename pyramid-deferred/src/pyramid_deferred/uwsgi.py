@@ -5,10 +5,12 @@ from __future__ import annotations
 import threading
 from typing import TYPE_CHECKING, Any
 
-from pyramid_deferred.core.log import deferred_task_logger
+from pyramid_deferred.core.log import get_logger
 
 if TYPE_CHECKING:
     from pyramid_deferred.batch import RequestBatch
+
+log = get_logger(__name__)
 
 
 def _import_uwsgi() -> Any:
@@ -36,7 +38,7 @@ def schedule(batch: RequestBatch) -> None:
     """Leave the batch for this thread's after-request hook (each uWSGI thread serves one request)."""
     stale: RequestBatch | None = getattr(_pending, "batch", None)
     if stale is not None:  # the hook did not fire for the previous request: never carry it over
-        deferred_task_logger.error("uWSGI after_req_hook did not run; running the previous batch now")
+        log.error("uWSGI after_req_hook did not run; running the previous batch now")
         stale.run_once()
     _pending.batch = batch
 

@@ -15,8 +15,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from pyramid_deferred.token_strength import MIN_TOKEN_BITS, is_strong_token
-
 T = TypeVar("T")
 N = TypeVar("N", int, float)
 
@@ -126,7 +124,38 @@ parse_url_path: Parser[str] = Parser(
 )
 
 
-MIN_TOKEN_CHARS, MAX_TOKEN_CHARS = 16, 512
+MIN_GUESS_BITS = 80
+"""zxcvbn's estimate a token or key must reach: 2**80 guesses. zxcvbn prices random text as brute
+force, 10 guesses a character (3.3 bits), so a random 32-character value scores about 106 bits (97
+the least of 3000), ``secrets.token_urlsafe(32)`` 143 (130), a Fernet key 146 (139),
+``secrets.token_hex(16)`` 105 (91); ``Passw0rd-Passw0rd`` 27, a seven-letter word five times 15, a
+repeated character 9, ``dashboard-metrics-token-prometheus-pyramid`` (the add-on's words) 77."""
+ESTIMATED_CHARS = 48
+"""zxcvbn refuses more than 72 characters, and its time grows with the square of the length: the
+estimate reads this many, which holds the values the documented commands make (43 and 44
+characters) whole, in about 6 ms, and at most about 0.3 s (48 l33t symbols; 0.7 s at 72)."""
+OWN_WORDS = ("pyramid", "deferred", "task", "dashboard", "metrics", "prometheus", "token", "signing", "key")
+"""The add-on's words, which a hurried operator types into its settings: zxcvbn tries them first."""
+HARD_TO_GUESS = (
+    f"at least {MIN_GUESS_BITS} bits as zxcvbn estimates the first {ESTIMATED_CHARS} characters (no words, "
+    "runs such as aaaa or 1234, repeats or dates)"
+)
+"""What :func:`is_hard_to_guess` asks, as the allowed texts say it."""
+
+
+def is_hard_to_guess(value: str) -> bool:
+    """Whether zxcvbn (Dropbox's estimator, the field's well-kept library) puts the guesses
+    ``value`` takes at :data:`MIN_GUESS_BITS` or more, judging its first :data:`ESTIMATED_CHARS`
+    characters. A floor against mistakes (a word, a pattern), not a proof of randomness."""
+    from zxcvbn import zxcvbn  # 20 ms of word lists, paid only by an app that sets a token or key
+
+    estimate = zxcvbn(value[:ESTIMATED_CHARS], user_inputs=list(OWN_WORDS))
+    return float(estimate["guesses_log10"]) / math.log10(2) >= MIN_GUESS_BITS
+
+
+MIN_TOKEN_CHARS, MAX_TOKEN_CHARS = 32, 512
+"""32: zxcvbn counts about 3.3 bits a random character, so fewer than 25 never reach 80 bits, and
+32 reach them with room to spare."""
 
 
 class SecretParser(Parser[T]):
@@ -147,66 +176,62 @@ def _token(raw: str) -> str:
         raise Rejected("is not allowed")
     if not MIN_TOKEN_CHARS <= len(value) <= MAX_TOKEN_CHARS:
         raise Rejected("has the wrong length")
-    if not is_strong_token(value):
+    if not is_hard_to_guess(value):
         raise Rejected("is too easy to guess")
     return value
 
 
 parse_token: Parser[str] = SecretParser(
     f"empty (no token), or {MIN_TOKEN_CHARS} to {MAX_TOKEN_CHARS} printable ASCII characters without "
-    f"spaces, random enough (an estimated {MIN_TOKEN_BITS} bits: no runs such as aaaa or 1234, no common "
-    "words); make one with `python -c 'import secrets; print(secrets.token_urlsafe(32))'`",
+    f"spaces (at least {MIN_TOKEN_CHARS}: zxcvbn counts about 3.3 bits a random character), "
+    f"{HARD_TO_GUESS}; make one with `python -c 'import secrets; print(secrets.token_urlsafe(32))'`",
     _token,
 )
 
 
-BROKER_SCHEMES = ("redis", "rediss")
+REDIS_SCHEMES = ("redis", "rediss")
+_CREDENTIALS = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)\S*@", re.IGNORECASE)
 
 
-def _broker_url(raw: str) -> str:
+def mask_url(text: str) -> str:
+    """``redis://:secret@host`` → ``redis://***@host``, wherever a URL with credentials appears in
+    ``text`` (an exception's message): everything between the scheme and the last ``@`` of the
+    URL, so a password holding ``/`` or ``@`` is masked too."""
+    return _CREDENTIALS.sub(r"\g<scheme>***@", text)
+
+
+def _redis_url(raw: str) -> str:
     value = raw.strip()
     if not value:
         return ""
     scheme, sep, rest = value.partition("://")
-    if not sep or scheme.lower() not in BROKER_SCHEMES or not rest or any(c.isspace() for c in value):
+    if not sep or scheme.lower() not in REDIS_SCHEMES or not rest or any(c.isspace() for c in value):
         raise Rejected("is not allowed")
     if not (value.isascii() and value.isprintable()) or len(value) > 1000:
         raise Rejected("is not allowed")
     return value
 
 
-parse_broker_url: Parser[str] = SecretParser(
-    "empty (spill-over off), or redis://[[user]:password@]host[:port][/db] or rediss://... "
-    "(the value is never shown: it may hold a password)",
-    _broker_url,
+REDIS_URL_FORM = "redis://[[user]:password@]host[:port][/db] or rediss://... (the value is never shown: " \
+    "it may hold a password)"
+
+parse_broker_url: Parser[str] = SecretParser(f"empty (spill-over off), or {REDIS_URL_FORM}", _redis_url)
+
+parse_dashboard_redis_url: Parser[str] = SecretParser(
+    f"empty (the broker's, `deferred_task.broker_url`, when set), or {REDIS_URL_FORM}", _redis_url
 )
 
 
 MIN_KEY_CHARS, MAX_KEY_CHARS = 32, 1000
-MIN_KEY_BITS = 72.0
-"""What :func:`estimated_bits` must give a key: a random 43-character key
-(``secrets.token_urlsafe(32)``) scores over 170, a Fernet key over 180, ``secrets.token_hex(16)``
-over 80; a word repeated to 32 characters about 20, a repeated character 0."""
 MAKE_SIGNING_KEY = "python -c 'import secrets; print(secrets.token_urlsafe(32))'"
 MAKE_FERNET_KEY = "python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'"
 FERNET_KEY_CHARS = 44
 _URLSAFE_BASE64 = frozenset(string.ascii_letters + string.digits + "-_")
 
 
-def estimated_bits(text: str) -> float:
-    """The Shannon entropy of ``text``'s characters times the number of its distinct three-character
-    runs: about its length for random text, far less for a repeated word or character. A cheap guard
-    against a key that is not random, not a measure of a good key's strength."""
-    if not text:
-        return 0.0
-    counts = [text.count(c) for c in set(text)]
-    per_character = -sum(n / len(text) * math.log2(n / len(text)) for n in counts)
-    return per_character * len({text[i:i + 3] for i in range(max(1, len(text) - 2))})
-
-
 def _key_list(raw: str, check: Callable[[str], str | None]) -> tuple[str, ...]:
     """``a,b,c`` → the keys in order (the first one is the current key); blank → none. Each key
-    is checked by ``check`` (its problem, or None), then for entropy; a key listed twice is refused."""
+    is checked by ``check`` (its problem, or None), then by zxcvbn; a key listed twice is refused."""
     if not raw.strip():
         return ()
     keys = tuple(part.strip() for part in raw.split(","))
@@ -217,8 +242,8 @@ def _key_list(raw: str, check: Callable[[str], str | None]) -> tuple[str, ...]:
             problem = "has characters that are not allowed"
         else:
             problem = check(key)
-            if problem is None and estimated_bits(key) < MIN_KEY_BITS:
-                problem = "has too little entropy (a word, a pattern or a repeated character)"
+            if problem is None and not is_hard_to_guess(key):
+                problem = "is too easy to guess (a word, a pattern or a repeat)"
         if problem is not None:
             raise Rejected(f"key {position} of {len(keys)} {problem}")
     if len(set(keys)) != len(keys):
@@ -240,8 +265,8 @@ def _signing_keys(raw: str) -> tuple[str, ...]:
 
 parse_signing_keys: Parser[tuple[str, ...]] = SecretParser(
     f"empty (no key: refused while a broker is set), or keys of {MIN_KEY_CHARS} to {MAX_KEY_CHARS} "
-    "random printable ASCII characters, comma-separated (the first signs, any verifies: rotation); "
-    f"make one with `{MAKE_SIGNING_KEY}` (the value is never shown)",
+    f"random printable ASCII characters, {HARD_TO_GUESS}, comma-separated (the first signs, any "
+    f"verifies: rotation); make one with `{MAKE_SIGNING_KEY}` (the value is never shown)",
     _signing_keys,
 )
 
@@ -259,14 +284,8 @@ def _fernet_keys(raw: str) -> tuple[str, ...]:
 
 
 parse_fernet_keys: Parser[tuple[str, ...]] = SecretParser(
-    "empty (payloads not encrypted), or Fernet keys (32 url-safe base64-encoded bytes, 44 characters), "
-    "comma-separated (the first encrypts, any decrypts: rotation); make one with "
-    f"`{MAKE_FERNET_KEY}` (the value is never shown)",
+    "empty (payloads not encrypted), or Fernet keys (32 random url-safe base64-encoded bytes, 44 "
+    f"characters), {HARD_TO_GUESS}, comma-separated (the first encrypts, any decrypts: rotation); "
+    f"make one with `{MAKE_FERNET_KEY}` (the value is never shown)",
     _fernet_keys,
 )
-_CREDENTIALS = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^@/\s]*@", re.IGNORECASE)
-
-
-def mask_url(text: str) -> str:
-    """``redis://:secret@host`` → ``redis://***@host``, wherever a URL with credentials appears."""
-    return _CREDENTIALS.sub(r"\g<scheme>***@", text)

@@ -25,10 +25,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from pyramid_deferred.core.log import deferred_task_logger
+from pyramid_deferred.core.log import get_logger
 
 if TYPE_CHECKING:
     from pyramid_deferred.batch import RequestBatch
+
+log = get_logger(__name__)
 
 DEFAULT_INTERVAL_SECONDS = 1.0
 OVERRUN_FACTOR = 2.0
@@ -94,24 +96,26 @@ class Watchdog:
                 self.min_overrun_seconds, task.max_cost_seconds * (self.overrun_factor - 1)
             ):
                 self._warned[id(batch)] = task
-                deferred_task_logger.bind(request_id=batch.request_id).warning(
-                    "Deferred task {} is still running after {:.1f}s (declared {}s) on thread {}; "
-                    "its stack:\n{}",
+                log.warning(
+                    "Deferred task %s is still running after %.1fs (declared %ss) on thread %s; "
+                    "its stack:\n%s",
                     task.name, elapsed, task.max_cost_seconds, thread.name, _stack_of(thread),
+                    extra={"request_id": batch.request_id},
                 )
             ceiling = batch.ceiling_seconds()
             if ceiling is not None and ceiling < 0 and self._stuck.get(id(batch)) is not task:
                 self._stuck[id(batch)] = task
-                deferred_task_logger.bind(request_id=batch.request_id).error(
-                    "Deferred task {} is still running {:.1f}s past the hard limit ({}s of request time); "
-                    "unfinished: {}",
+                log.error(
+                    "Deferred task %s is still running %.1fs past the hard limit (%ss of request time); "
+                    "unfinished: %s",
                     task.name, -ceiling, batch.hard_limit_seconds, ", ".join(batch.pending_names()),
+                    extra={"request_id": batch.request_id},
                 )
                 if self.on_stuck is not None:
                     try:
                         self.on_stuck(batch)
                     except Exception:
-                        deferred_task_logger.opt(exception=True).error("The watchdog's on_stuck failed")
+                        log.exception("The watchdog's on_stuck failed")
         self.overrunning = overrunning
         for listener in self.listeners:
             listener(overrunning)
@@ -126,7 +130,7 @@ class Watchdog:
             try:
                 self.check()
             except Exception:  # the watchdog must outlive whatever it watches
-                deferred_task_logger.opt(exception=True).error("The deferred-task watchdog failed a check")
+                log.exception("The deferred-task watchdog failed a check")
 
 
 def _stack_of(thread: threading.Thread) -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -22,7 +24,7 @@ from pyramid_deferred.dashboard.recorder import cost_flag, percentile
 from pyramid_deferred.hook import get_hook
 from pyramid_deferred.values import ConfigError
 
-TOKEN = "Zq4v-8rT_kd2LwP9xHn3mYc6"
+TOKEN = "GsDLMjeR2BXhtlY8YF_7yhr1VGOmBgUpDwYndV7hyds"
 EVIL = "<img src=x onerror=alert(1)>"
 OPEN = {"dashboard.require_token": "false"}
 
@@ -91,6 +93,7 @@ def test_the_json_holds_each_run_s_tasks_on_the_response_s_timeline(make_app):
     assert payload["pid"] == os.getpid() and str(os.getpid()) in payload["scope"]
     assert payload["shared"] is False
     [run] = payload["runs"]
+    assert run["pid"] == os.getpid(), "each run with the pid of the process that ran it"
     assert run["request"] == "GET /shop/cart", "method and path, never the query string"
     assert run["status"] == 200 and run["trigger"] == "close"
     assert run["wait_seconds"] >= 0 and run["budget_seconds"] == 5.0
@@ -282,7 +285,7 @@ def test_the_form_sets_a_cookie_derived_from_the_token_and_the_token_goes_in_no_
     assert TOKEN not in cookie, "the cookie holds an HMAC of the token, not the token"
     assert app.get("/_deferred").status_int == 200  # WebTest sends the cookie back
     assert data(app)["pid"] == os.getpid()
-    assert not [record for record in logs.records if TOKEN in record["message"]]
+    assert not [record for record in logs.records if TOKEN in record.message]
 
 
 def test_a_malformed_form_is_a_403(make_app):
@@ -316,3 +319,66 @@ def test_the_path_is_a_setting(make_app):
     assert dashboard_url(app.app.registry) == "/ops/tasks"
     with pytest.raises(ConfigError, match=r"dashboard\.path"):
         make_app({**OPEN, "dashboard.path": "javascript:alert(1)"})
+
+
+def test_without_redis_the_page_says_it_shows_one_process_and_which(make_app):
+    app = make_app()
+    app.get("/shop/")
+
+    payload = data(app)
+
+    assert payload["shared"] is False and payload["partial"] is None and payload["publishing"] is None
+    assert payload["pids"] == [os.getpid()]
+    [worker] = payload["workers"]
+    assert worker["pid"] == os.getpid() and worker["this"] and worker["total_runs"] == 1
+    assert f"worker process {os.getpid()} only" in payload["scope"]
+    assert "dashboard.redis_url" in payload["scope"], "and how to see them all"
+
+
+IMPORTS_PROBE = """
+import sys, threading
+from pyramid.config import Configurator
+from pyramid.response import Response
+from webtest import TestApp
+
+config = Configurator(settings={settings!r})
+config.include("pyramid_deferred")
+if {include!r}:
+    config.include("pyramid_deferred.dashboard")
+
+def view(request):
+    request.deferred_task.defer(lambda: None, max_cost_seconds=1, name="a.task")
+    return Response("ok")
+
+config.add_route("v", "/")
+config.add_view(view, route_name="v")
+TestApp(config.make_wsgi_app()).get("/")
+print(sorted(m for m in sys.modules
+             if m.split(".")[0] == "redis" or m.startswith("pyramid_deferred.dashboard")))
+print(sorted(t.name for t in threading.enumerate() if "dashboard" in t.name))
+"""
+
+
+def imported_after_a_request(settings: dict[str, str], *, include: bool) -> tuple[list[str], list[str]]:
+    """Modules and threads of a fresh process that served one request deferring one task."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("APP_")}
+    code = IMPORTS_PROBE.format(settings={"deferred_task.strategy": "close", **settings}, include=include)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == 0, out.stderr
+    modules, threads = out.stdout.strip().splitlines()
+    return json.loads(modules.replace("'", '"')), json.loads(threads.replace("'", '"'))
+
+
+def test_nothing_of_the_page_is_imported_or_started_unless_it_is_included():
+    assert imported_after_a_request({}, include=False) == ([], [])
+
+    modules, threads = imported_after_a_request(OPEN, include=True)
+    assert "pyramid_deferred.dashboard.recorder" in modules
+    assert not [m for m in modules if m.split(".")[0] == "redis" or m.endswith(
+        ("sharing", "publisher", "redis_store", "wire", "merge", "outage"))], "no Redis without a URL"
+    assert threads == []
+
+    url = {**OPEN, "dashboard.redis_url": "redis://127.0.0.1:1/0"}  # nothing listens: never waited for
+    modules, threads = imported_after_a_request(url, include=True)
+    assert "redis" in modules and "pyramid_deferred.dashboard.publisher" in modules
+    assert threads == ["deferred-dashboard-publisher"], "one publisher, started by the first run"

@@ -92,7 +92,7 @@ def test_only_the_final_attempt_s_tasks_run_once_the_retried_ones_are_discarded_
     assert shop.trail == ["purchase-3", "flush-3"]
     discarded = logs.matching("retried by pyramid_retry")
     assert len(discarded) == 2  # one line per retried attempt, naming both tasks
-    assert all("meta.purchase" in r["message"] and "matomo.flush" in r["message"] for r in discarded)
+    assert all("meta.purchase" in r.message and "matomo.flush" in r.message for r in discarded)
 
 
 @pytest.mark.parametrize("error_view", [False, True], ids=["raised", "exception-view"])

@@ -171,10 +171,11 @@ def test_the_sdist_installs_in_a_fresh_virtualenv_and_its_app_runs_the_task_afte
     assert done_at >= seen["body_at"]  # after the body was complete
 
 
-def test_the_fresh_virtualenv_has_none_of_the_example_app(fresh_venv):
+def test_the_fresh_virtualenv_has_none_of_the_example_app_nor_loguru(fresh_venv):
     probe = (
         "import importlib.util as u;"
-        "print([m for m in ('app', 'containers', 'hooks', 'dependency_injector') if u.find_spec(m)])"
+        "print([m for m in ('app', 'containers', 'hooks', 'dependency_injector', 'loguru')"
+        " if u.find_spec(m)])"
     )
     out = subprocess.run([str(fresh_venv / "bin" / "python"), "-c", probe], capture_output=True, text=True,
                          check=True, cwd=fresh_venv)

@@ -21,6 +21,7 @@ from pyramid_deferred.values import (
     ConfigError,
     SecretParser,
     parse_broker_url,
+    parse_dashboard_redis_url,
     parse_fernet_keys,
     parse_signing_keys,
     parse_token,
@@ -35,13 +36,14 @@ CASES = [
     if item.repr  # a secret (the broker URL, a token) is never echoed, and empty turns it off: below
     for kind, raw in INVALID.items()
 ]
+BAD_REDIS_URLS = ("sometimes", "-1", "http://user:pw-in-url@host/0", "redis://:pw in space@h", "9" * 400)
 BAD_SECRETS = {
-    parse_broker_url: ("sometimes", "-1", "http://user:pw-in-url@host/0", "redis://:pw in space@h",
-                       "9" * 400),
+    parse_broker_url: BAD_REDIS_URLS,
+    parse_dashboard_redis_url: BAD_REDIS_URLS,
     parse_token: ("sometimes", "-1", "with spaces in the token 1234", "aaaaaaaaaaaaaaaa", "password12345678",
-                  "Passw0rd-Passw0rd", "0123456789abcdef", "9" * 400, "x" * 513),
+                  "Passw0rd-Passw0rd", "0123456789abcdef", "a" * 32, "hunter2" * 5, "9" * 400, "x" * 513),
     parse_signing_keys: ("sometimes", "-1", "with spaces in the key of thirty-two characters", "h" * 400,
-                         "9" * 400),
+                         "9" * 400, "hunter2" * 5, "Passw0rd-Passw0rd-Passw0rd-Passw0rd"),
     parse_fernet_keys: ("sometimes", "-1", "not a fernet key at all", "A" * 43 + "=", "9" * 400),
 }
 """Per secret parser, values it must refuse: a malformed one, a short or long one, a guessable one."""
@@ -115,8 +117,8 @@ def test_signing_and_encryption_keys_are_lists_for_rotation_and_never_in_the_rep
 
 @pytest.mark.parametrize(("raw", "why"), [
     ("hunter2-short", "key 1 of 1 is shorter than 32 characters"),
-    ("hunter2" * 5, "key 1 of 1 has too little entropy"),
-    ("h" * 400, "key 1 of 1 has too little entropy"),
+    ("hunter2" * 5, "key 1 of 1 is too easy to guess"),
+    ("h" * 400, "key 1 of 1 is too easy to guess"),
     (f"{SIGNING_KEY},", "key 2 of 2 is empty"),
     (f"{SIGNING_KEY}, hunter2-short", "key 2 of 2 is shorter"),
     (f"{SIGNING_KEY},{SIGNING_KEY}", "lists the same key twice"),
@@ -192,8 +194,8 @@ def test_the_generated_table_has_one_row_per_declared_setting():
             assert f"`{decl.env}`" in row and decl.parse.allowed in row
 
 
-TOKEN = "Zq4v-8rT_kd2LwP9xHn3mYc6"
-"""Random, as ``secrets.token_urlsafe(18)`` makes them."""
+TOKEN = "GsDLMjeR2BXhtlY8YF_7yhr1VGOmBgUpDwYndV7hyds"
+"""Random, as ``secrets.token_urlsafe(32)`` makes them."""
 
 
 @pytest.mark.parametrize("cls", [DashboardSettings, MetricsSettings])
@@ -204,7 +206,7 @@ def test_a_random_token_is_taken_and_kept_out_of_every_repr(cls):
     assert TOKEN not in repr(settings) and TOKEN not in str(settings)
 
 
-@pytest.mark.parametrize("token", ["aaaaaaaaaaaaaaaa", "password12345678"])
+@pytest.mark.parametrize("token", ["a" * 32, "password12345678" * 2])
 def test_a_guessable_token_is_refused_saying_how_to_make_a_good_one(token):
     with pytest.raises(ConfigError) as error:
         load(DashboardSettings, {}, {"APP_DASHBOARD_TOKEN": token})

@@ -8,16 +8,16 @@ queue returns False and the caller runs the batch itself (back-pressure, never a
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
-from pyramid_deferred.core.log import deferred_task_logger
+from pyramid_deferred.core.log import get_logger
 
-if TYPE_CHECKING:
-    from loguru import Logger
+log = get_logger(__name__)
 
 
 class Batch(Protocol):
@@ -48,7 +48,7 @@ class HandOffWorker:
         threads: int = 2,
         queue_size: int = 100,
         grace_seconds: float = 10.0,
-        logger: Logger = deferred_task_logger,
+        logger: logging.Logger = log,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
@@ -91,7 +91,7 @@ class HandOffWorker:
             try:
                 listener(length)
             except Exception:
-                self._logger.opt(exception=True).error("Hand-off queue listener failed")
+                self._logger.exception("Hand-off queue listener failed")
 
     @property
     def accepting(self) -> bool:
@@ -137,8 +137,8 @@ class HandOffWorker:
         unrun = self._unrun_names()
         if unrun:
             self._logger.error(
-                "Shutting down with {} deferred task(s) that did not run or finish within the {}s grace "
-                "period: {}",
+                "Shutting down with %d deferred task(s) that did not run or finish within the %ss grace "
+                "period: %s",
                 len(unrun), self.grace_seconds if grace_seconds is None else grace_seconds, ", ".join(unrun),
             )
         return unrun
@@ -158,7 +158,7 @@ class HandOffWorker:
             try:
                 names.extend(_abandon(batch))
             except Exception:
-                self._logger.opt(exception=True).error("Deferred task batch failed to stop")
+                self._logger.exception("Deferred task batch failed to stop")
                 names.extend(batch.pending_names())
         stops = 0
         while True:
@@ -172,7 +172,7 @@ class HandOffWorker:
             try:
                 names.extend(_abandon(item))  # type: ignore[arg-type]
             except Exception:
-                self._logger.opt(exception=True).error("Deferred task batch failed to stop")
+                self._logger.exception("Deferred task batch failed to stop")
                 names.extend(item.pending_names())  # type: ignore[attr-defined]
         for _ in range(stops):  # the threads still take their stop signal
             self._queue.put_nowait(_STOP)
@@ -199,6 +199,6 @@ class HandOffWorker:
             try:
                 batch.run_once()
             except BaseException:
-                self._logger.opt(exception=True).error("Deferred task batch crashed its worker thread")
+                self._logger.exception("Deferred task batch crashed its worker thread")
             finally:
                 del self._running[ident]

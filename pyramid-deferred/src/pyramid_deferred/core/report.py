@@ -51,8 +51,8 @@ class RunReport(NamedTuple):
     ledger: ``deferred == len(results)``, each accepted task decided exactly once."""
 
     def __str__(self) -> str:
-        """The run's summary line. Log it as an argument (``logger.info("done {}", report)``):
-        it is then formatted only if a sink takes the record."""
+        """The run's summary line. Log it as an argument (``log.info("done %s", report)``):
+        it is then formatted only if a handler takes the record."""
         counts = dict.fromkeys(Outcome, 0)
         for result in self.results:
             counts[result.outcome] += 1

@@ -6,27 +6,28 @@ import contextlib
 import contextvars
 import heapq
 import itertools
+import logging
 import math
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Executor, Future
-from typing import TYPE_CHECKING, ClassVar, TypeVar
+from typing import ClassVar, TypeVar
 
 from pyramid_deferred.core.costs import CostModel
 from pyramid_deferred.core.durable import DurableCall, DurableHooks, ServiceDown
-from pyramid_deferred.core.log import NOTICE, deferred_task_logger, without_locals
+from pyramid_deferred.core.log import NOTICE, get_logger, without_locals
 from pyramid_deferred.core.report import DECLARED, OBSERVED, TRIAL, Outcome, RunReport, TaskResult
 from pyramid_deferred.core.task import DeferredTask, check_name, default_name, is_finite, unchecked
 
-if TYPE_CHECKING:
-    from loguru import Logger
-
+log = get_logger(__name__)
 Clock = Callable[[], float]
 T = TypeVar("T")
 _Entry = tuple[int, int, DeferredTask]  # (-priority, sequence, task): heap order is the run order
 _INF = math.inf
+_DEBUG = logging.DEBUG
+_INFO = logging.INFO
 _EXECUTED = Outcome.EXECUTED
 _SPILLED = Outcome.SPILLED
 _ADMITTED_BY = {
@@ -149,7 +150,7 @@ class DeferredTaskRunner:
         *,
         enabled: bool = True,
         budget_seconds: float = 10.0,
-        logger: Logger = deferred_task_logger,
+        logger: logging.Logger = log,
         clock: Clock = time.monotonic,
         max_tasks: int = DEFAULT_MAX_TASKS,
         overrun_warnings: OverrunWarnings | None = None,
@@ -173,7 +174,6 @@ class DeferredTaskRunner:
         self._clock = clock
         self._executor = executor
         self._cost_model = cost_model
-        self._lazy_logger = logger.opt(lazy=True)  # built once: opt() makes a new Logger
 
     def spawn(
         self, on_first_task: Callable[[DeferredTaskRunner], object] | None = None
@@ -275,7 +275,7 @@ class DeferredTaskRunner:
         self._refused += 1
         if self._refused == 1:
             self._logger.warning(
-                "Refused deferred task {}: this run already holds {} tasks (max_tasks); further tasks "
+                "Refused deferred task %s: this run already holds %d tasks (max_tasks); further tasks "
                 "are refused until it ends, and counted in its report",
                 name, self._max_tasks,
             )
@@ -341,37 +341,35 @@ class DeferredTaskRunner:
             self._forgotten = results = []
         self._run_results = results
         self._run_started = self._clock()
-        # One lazy DEBUG line per run; its arguments are computed, and per-task DEBUG lines
-        # written, only if a sink takes DEBUG records (a DEBUG call per task costs ~0.5 us).
-        self._debug = False
+        # One check per run: the DEBUG lines (this one, each task's) are built only if the
+        # logger is enabled for DEBUG (a DEBUG call per task would cost ~0.5 us).
+        logger = self._logger
+        debug = logger.isEnabledFor(_DEBUG)
+        if debug:
+            logger.debug(
+                "Running %d deferred task(s) via %s: %s", len(self._queue or ()), via, self._pending_names()
+            )
         self._trial_made = False
-        self._lazy_logger.debug(
-            "Running {} deferred task(s) via {}: {}", self._queued_if_debug, lambda: via, self._pending_names
-        )
         self._running = True
         try:
             budget = _INF if limit is None else limit
-            elapsed = self._drain(results, budget, ceiling, request_failed, self._debug)
+            elapsed = self._drain(results, budget, ceiling, request_failed, debug)
             report = RunReport(tuple(results), elapsed, limit, self._refused, self._accepted)
             self._final_report = report  # before the counters reset: a late stop() finds the run over
         finally:
             self._running = False
             self._lock = None
-            self._forgotten = []
+            self._forgotten = None
             self._refused = self._accepted = 0
         if self._stop_report is not None:  # stopped from another thread: its report is the run's
             return self._stop_report
-        refused = report.refused
         # A run where every task executed is routine: its summary is DEBUG (each task's own line
-        # is too); anything else is INFO. Formatted only if a sink takes the record.
-        routine = not refused and all(result.outcome is _EXECUTED for result in results)
-        self._logger.log("DEBUG" if routine else "INFO", "Deferred tasks done {}", report)
+        # is too); anything else is INFO. Not looked at below INFO (DEBUG implies INFO); the
+        # report is formatted (``RunReport.__str__``) only if a handler takes the record.
+        if logger.isEnabledFor(_INFO):
+            routine = not report.refused and all(result.outcome is _EXECUTED for result in results)
+            logger.log(_DEBUG if routine else _INFO, "Deferred tasks done %s", report)
         return report
-
-    def _queued_if_debug(self) -> int:
-        """A lazy argument: loguru calls it only if a sink takes DEBUG records."""
-        self._debug = True
-        return len(self._queue or ())
 
     def _pending_names(self) -> str:
         return ", ".join(task.name for task in self.pending())
@@ -392,7 +390,7 @@ class DeferredTaskRunner:
         accepted, self._accepted = self._accepted, 0
         if discarded:
             self._logger.info(
-                "Discarded {} deferred task(s) ({}): {}",
+                "Discarded %d deferred task(s) (%s): %s",
                 len(discarded), ", ".join(result.name for result in discarded), reason,
             )
         return RunReport(tuple(results), 0.0, None, refused, accepted)
@@ -439,7 +437,7 @@ class DeferredTaskRunner:
         learned = f" (observed {observed:.3f}s over its recent runs)" if observed is not None else ""
         self._logger.log(
             NOTICE,
-            "Skipped deferred task {} (priority {}): cost {}s{} > {:.3f}s of budget left",
+            "Skipped deferred task %s (priority %d): cost %ss%s > %.3fs of budget left",
             name, priority, cost, learned, max(remaining, 0.0),
         )
 
@@ -474,7 +472,7 @@ class DeferredTaskRunner:
                     task, cost, priority, name, always, concurrent = item
                     if request_failed and not always:
                         append(TaskResult(name, priority, cost, Outcome.DISCARDED))
-                        log.info("Discarded deferred task {} because the request failed", name)
+                        log.info("Discarded deferred task %s because the request failed", name)
                         continue
                     # Durable tasks (a DurableCall) with a spill-over: handed over, not lost.
                     spill = durable if durable is not None and type(task) is DurableCall else None
@@ -556,7 +554,7 @@ class DeferredTaskRunner:
         _, lost = self.stop("the run was interrupted", interrupted=item)
         self._current = None
         self._logger.error(
-            "Deferred task {} was interrupted; abandoning {} queued task(s): {}",
+            "Deferred task %s was interrupted; abandoning %d queued task(s): %s",
             item.name if item else "?", len(lost), ", ".join(lost) or "none",
         )
 
@@ -568,14 +566,14 @@ class DeferredTaskRunner:
             self._cost_model.record(name, duration)
         if debug:
             self._logger.debug(
-                "Ran deferred task {} (priority {}, cost {}s{}) in {:.3f}s", name, item.priority, cost,
+                "Ran deferred task %s (priority %d, cost %ss%s) in %.3fs", name, item.priority, cost,
                 _ADMITTED_BY.get(admitted_by or DECLARED, ""), duration,
             )
         if duration > cost:
             held_back = self._overrun_warnings.should_warn(name, end)
             if held_back is not None:
                 self._logger.warning(
-                    "Deferred task {} overran its declared cost: took {:.3f}s, declared {}s{}",
+                    "Deferred task %s overran its declared cost: took %.3fs, declared %ss%s",
                     name, duration, cost,
                     f" ({held_back} more overruns of it since the last warning)" if held_back else "",
                 )
@@ -598,9 +596,9 @@ class DeferredTaskRunner:
             outcome = _SPILLED
         else:
             outcome = Outcome.FAILED
-            # A durable task's arguments are data (a buyer's e-mail): its traceback without locals.
+            # A durable task's arguments are data (a buyer's e-mail): its traceback without frames.
             trace = without_locals(error) if type(item.task) is DurableCall else error
-            self._logger.opt(exception=trace).error("Deferred task {} failed after {:.3f}s", name, duration)
+            self._logger.error("Deferred task %s failed after %.3fs", name, duration, exc_info=trace)
         return TaskResult(name, item.priority, item.max_cost_seconds, outcome, duration, error, admitted_by)
 
     def _submit(
@@ -747,7 +745,7 @@ class DeferredTaskRunner:
                     forgotten.append(_result(entry[2], Outcome.FORGOTTEN))
             heapq.heapify(kept)
             queue[:] = kept
-            self._logger.info("Deferred task {} ({} queued) {}", name, removed, reason)
+            self._logger.info("Deferred task %s (%d queued) %s", name, removed, reason)
         return removed
 
 def _result(item: DeferredTask, outcome: Outcome, duration: float | None = None) -> TaskResult:

@@ -1,4 +1,4 @@
-"""A live page of what the runner did in this process, opt-in:
+"""A live page of what the runner did, opt-in:
 ``config.include("pyramid_deferred.dashboard")`` after ``config.include("pyramid_deferred")``.
 
 ``GET <dashboard.path>`` (``/_deferred``) shows the latest requests' tasks on a timeline that
@@ -7,8 +7,12 @@ p50/p99 against the declared cost, the hand-off queue, and panels the app adds
 (``config.add_deferred_dashboard_panel(title, rows)``); the page polls
 ``<path>/data.json`` while it is open.
 
-One process: each worker keeps its own runs in memory (bounded), and the page names the pid it
-shows. Access (``access.py``): with ``dashboard.token`` set, the token must come as the
+Every worker, with Redis: once a Redis URL is set (``dashboard.redis_url``, else the broker's
+``deferred_task.broker_url``), each process publishes its runs and statistics there from a
+background thread, and the page shows them merged, with each run's pid (``sharing.py``). Without
+one, each process keeps its own runs in memory (bounded), and the page says it shows one pid.
+
+Access (``access.py``): with ``dashboard.token`` set, the token must come as the
 ``X-Dashboard-Token`` header (or ``Authorization: Bearer``), or be typed into the page's form,
 which logs the browser in with an expiring cookie (``POST <path>/logout`` ends it); never in a URL.
 Wrong tokens are throttled per client address and overall (429). Without a token the page is
@@ -25,7 +29,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from html import escape
 from importlib.resources import files
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pyramid.config import Configurator
 from pyramid.registry import Registry
@@ -35,27 +39,34 @@ from pyramid.tweens import EXCVIEW
 
 from pyramid_deferred.batch import BATCH_ATTR, RequestBatch
 from pyramid_deferred.core import RunReport
-from pyramid_deferred.core.log import deferred_task_logger
+from pyramid_deferred.core.log import get_logger
 from pyramid_deferred.dashboard.access import COOKIE_NAME, Decision, Guard, Verdict, is_cross_site
-from pyramid_deferred.dashboard.recorder import REQUEST_NOTE, STATUS_NOTE, Recorder
+from pyramid_deferred.dashboard.recorder import REQUEST_NOTE, STATUS_NOTE, Recorder, safe_text
 from pyramid_deferred.hook import get_hook
-from pyramid_deferred.settings import load, setting
+from pyramid_deferred.settings import DeferredTaskSettings, load, setting
 from pyramid_deferred.tween import DEFERRED_TASK_TWEEN
 from pyramid_deferred.values import (
     ConfigError,
     hours_parser,
     int_parser,
     parse_bool,
+    parse_dashboard_redis_url,
     parse_token,
     parse_url_path,
     seconds_parser,
 )
+
+log = get_logger(__name__)
+
+if TYPE_CHECKING:
+    from pyramid_deferred.dashboard.sharing import Sharing
 
 DASHBOARD_ATTR = "deferred_task_dashboard"
 PAGE_ROUTE = "deferred_task_dashboard"
 DATA_ROUTE = "deferred_task_dashboard_data"
 ASSET_ROUTE = "deferred_task_dashboard_asset"
 LOGOUT_ROUTE = "deferred_task_dashboard_logout"
+REDIS_ACTION = ("pyramid_deferred.dashboard", "redis")
 DASHBOARD_TWEEN = "pyramid_deferred.dashboard.request_line_tween_factory"
 MAX_REQUEST_LINE = 200
 ASSETS = {"dashboard.js": "text/javascript", "dashboard.css": "text/css"}
@@ -132,12 +143,21 @@ class DashboardSettings:
         parse=int_parser(minimum=1, maximum=100_000), default=200,
         doc="Task names with statistics; past it the name seen least recently is dropped (bounds memory).",
     )
-
-
-def _safe_text(text: str) -> str:
-    """One printable line, at most ``MAX_REQUEST_LINE`` characters (it is shown, never parsed)."""
-    clean = "".join(c if c.isprintable() else "\ufffd" for c in text)
-    return clean if len(clean) <= MAX_REQUEST_LINE else clean[: MAX_REQUEST_LINE - 1] + "…"
+    redis_url: str = setting(
+        key="dashboard.redis_url", env="APP_DASHBOARD_REDIS_URL", parse=parse_dashboard_redis_url,
+        default="", secret=True,
+        doc="Redis through which the page shows every worker process: each publishes its runs and "
+        "statistics there (a background thread, batched) and the page merges them, with each run's pid. "
+        "Empty: the broker's, else each process shows its own. Needs `pyramid-deferred[redis]`. Never "
+        "logged or shown (it may hold a password).",
+    )
+    redis_ttl_seconds: float = setting(
+        key="dashboard.redis_ttl_seconds", env="APP_DASHBOARD_REDIS_TTL_SECONDS",
+        parse=seconds_parser(minimum=30, maximum=7 * 86_400), default=600.0,
+        doc="How long the page's keys live in Redis after their last write; a live worker rewrites "
+        "its own at least every 10 s. A stopped worker leaves the page, and a stopped deployment's "
+        "data leaves Redis, this long after.",
+    )
 
 
 def request_line(environ: Mapping[str, Any]) -> str:
@@ -147,7 +167,7 @@ def request_line(environ: Mapping[str, Any]) -> str:
         path = raw.encode("latin-1").decode("utf-8", "replace")
     except UnicodeEncodeError:
         path = raw
-    return _safe_text(f"{environ.get('REQUEST_METHOD', '?')} {path}")
+    return safe_text(f"{environ.get('REQUEST_METHOD', '?')} {path}", MAX_REQUEST_LINE)
 
 
 class Dashboard:
@@ -163,6 +183,7 @@ class Dashboard:
             window_seconds=settings.throttle_window_seconds,
         )
         self.panels: list[tuple[str, PanelRows]] = []
+        self.sharing: Sharing | None = None
         self.started_at = time.time()
         package = files("pyramid_deferred.dashboard") / "static"
         self.page = (package / "dashboard.html").read_text(encoding="utf-8")
@@ -176,23 +197,55 @@ class Dashboard:
     def observe(self, batch: RequestBatch, report: RunReport) -> None:
         self.recorder.observe(batch, report)
 
+    def share(self, url: str, source: str) -> None:
+        """Publish this process's runs to Redis and show every worker's (``source``: the setting
+        that gave the URL, for errors). The Redis client is imported here, and only here."""
+        try:
+            from pyramid_deferred.dashboard.sharing import Sharing
+        except ImportError as error:
+            if error.name is None or error.name.split(".")[0] != "redis":
+                raise
+            raise ConfigError(f"{source} is set but the Redis client is not installed ({error.name} is "
+                              "missing): install pyramid-deferred[redis]") from None
+        self.sharing = Sharing(url, source, self.recorder, ttl_seconds=self.settings.redis_ttl_seconds)
+
+    def close(self) -> None:
+        """Stop publishing (an app's end in tests); the page then shows what Redis still holds."""
+        if self.sharing is not None:
+            self.sharing.close()
+
     def data(self, request: Request) -> dict[str, Any]:
         hook = get_hook(request.registry)
         settings = hook.settings
+        view = self.sharing.snapshot() if self.sharing is not None else self._this_process()
         return {
             "pid": os.getpid(),
             "process_started_at": self.started_at,
             "generated_at": time.time(),
-            "shared": False,
-            "scope": f"This page shows worker process {os.getpid()} only: each process keeps its own "
-            "recent runs in memory (no shared state). With several workers, each poll may reach "
-            "another one; use the metrics endpoint for totals.",
             "settings": {"budget_seconds": settings.budget_seconds, "strategy": settings.strategy,
                          "enabled": settings.enabled},
             "queue": {"length": hook.worker.queue_length, "capacity": settings.worker_queue_size,
                       "busy_threads": hook.worker.busy_threads, "threads": settings.worker_threads},
-            **self.recorder.snapshot(),
+            **view,
             "panels": [self._panel(title, rows, request) for title, rows in self.panels],
+        }
+
+    def _this_process(self) -> dict[str, Any]:
+        """Without Redis: this process's own runs, and the page says so."""
+        pid = os.getpid()
+        return {
+            **self.recorder.snapshot(),
+            "shared": False,
+            "scope": f"This page shows worker process {pid} only: each process keeps its own recent runs "
+            "in memory. With several workers, each poll may reach another one; set dashboard.redis_url "
+            "to see them all, or use the metrics endpoint for totals.",
+            "partial": None,
+            "pids": [pid],
+            "workers": [{"pid": pid, "host": self.recorder.host, "seen_seconds_ago": 0.0,
+                         "started_at": self.started_at, "total_runs": self.recorder.total_runs,
+                         "published": 0, "dropped": 0, "silent": False, "this": True}],
+            "ignored_entries": 0,
+            "publishing": None,
         }
 
     @staticmethod
@@ -200,7 +253,7 @@ class Dashboard:
         try:
             data = [{str(k): _json_value(v) for k, v in row.items()} for row in rows(request)]
         except Exception:
-            deferred_task_logger.opt(exception=True).error("Dashboard panel {!r} failed", title)
+            log.exception("Dashboard panel %r failed", title)
             return {"title": title, "rows": [], "error": "unavailable (the error is logged)"}
         return {"title": title, "rows": data, "error": None}
 
@@ -357,6 +410,13 @@ def add_deferred_dashboard_panel(config: Configurator, title: str, rows: PanelRo
     get_dashboard(config.registry).panels.append((str(title), rows))
 
 
+def redis_url_of(settings: DashboardSettings, deferred: DeferredTaskSettings) -> tuple[str, str]:
+    """The Redis URL the page uses, and the setting it came from: its own, else the broker's."""
+    if settings.redis_url:
+        return settings.redis_url, "APP_DASHBOARD_REDIS_URL (dashboard.redis_url)"
+    return deferred.broker_url, "APP_DEFERRED_TASK_BROKER_URL (deferred_task.broker_url)"
+
+
 def includeme(config: Configurator) -> None:
     settings = load(DashboardSettings, config.registry.settings)
     if settings.require_token and not settings.token:
@@ -368,6 +428,14 @@ def includeme(config: Configurator) -> None:
     setattr(config.registry, DASHBOARD_ATTR, dashboard)
     config.add_directive("add_deferred_dashboard_panel", add_deferred_dashboard_panel)
     config.add_deferred_task_observer(dashboard.observe)
+    registry = config.registry
+
+    def share() -> None:  # after the add-on's own settings are read (the broker's URL)
+        url, source = redis_url_of(settings, get_hook(registry).settings)
+        if url:
+            dashboard.share(url, source)
+
+    config.action(REDIS_ACTION, share)
     config.add_tween(DASHBOARD_TWEEN, under=DEFERRED_TASK_TWEEN, over=EXCVIEW)
     base = dashboard.base
     config.add_route(PAGE_ROUTE, dashboard.page_url)

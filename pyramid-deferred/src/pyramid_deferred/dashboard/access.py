@@ -26,8 +26,10 @@ from urllib.parse import urlsplit
 
 from pyramid.request import Request
 
-from pyramid_deferred.core.log import deferred_task_logger
+from pyramid_deferred.core.log import get_logger
 from pyramid_deferred.dashboard.throttle import Throttle
+
+log = get_logger(__name__)
 
 TOKEN_HEADER = "X-Dashboard-Token"
 COOKIE_NAME = "deferred_dashboard"
@@ -170,14 +172,14 @@ class Guard:
         if self.token_matches(presented):
             return ALLOWED
         if self.per_client.failed(client, now):
-            deferred_task_logger.warning(
-                "Dashboard login throttled for one client address ({}): {} wrong tokens within {:g} s; "
+            log.warning(
+                "Dashboard login throttled for one client address (%s): %s wrong tokens within %g s; "
                 "its token attempts get 429 until its window ends",
                 self._pseudonym(client), self.per_client.limit, self.per_client.window_seconds,
             )
         if self.overall.failed(EVERYONE, now):
-            deferred_task_logger.warning(
-                "Dashboard login throttled for every client: {} wrong tokens within {:g} s; every "
+            log.warning(
+                "Dashboard login throttled for every client: %s wrong tokens within %g s; every "
                 "token attempt gets 429 until the window ends (logged-in browsers keep their access)",
                 self.overall.limit, self.overall.window_seconds,
             )

@@ -20,12 +20,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
-from pyramid_deferred.core.log import deferred_task_logger
+from pyramid_deferred.core.log import NOTICE, get_logger
 from pyramid_deferred.values import mask_url
 
 if TYPE_CHECKING:
     from redis import Redis
 
+log = get_logger(__name__)
 T = TypeVar("T")
 OUTBOX_PREFIX = "pyramid_deferred:outbox"
 SWEEP_BATCH = 100
@@ -63,18 +64,17 @@ def resend_expired(
     """The sweep: send each entry whose lease ran out (``send(key, sealed_message)``), clear it once
     sent; an entry that cannot be sent stays, leased again, for a later sweep. Returns how many
     were sent. Never raises for one entry: the next one is still tried."""
-    log = deferred_task_logger
     try:
         expired = outbox.take_expired(limit, lease_seconds)
     except OutboxUnavailable as why:
-        log.warning("Outbox sweep could not read the {} outbox: {}", outbox.name, why)
+        log.warning("Outbox sweep could not read the %s outbox: %s", outbox.name, why)
         return 0
     sent: list[str] = []
     for key, message in expired:
         try:
             send(key, message)
         except Exception as error:
-            log.warning("Outbox entry {} could not be re-sent ({}): retried at a later sweep", key,
+            log.warning("Outbox entry %s could not be re-sent (%s): retried at a later sweep", key,
                         type(error).__name__)
             continue
         sent.append(key)
@@ -82,8 +82,8 @@ def resend_expired(
         try:
             outbox.clear(sent)
         except OutboxUnavailable as why:  # sent twice at worst: the key keeps it to one run
-            log.warning("Outbox entries {} were re-sent but not cleared: {}", ", ".join(sent), why)
-        log.log("NOTICE", "Outbox sweep re-sent {} durable task(s) whose process did not finish them: {}",
+            log.warning("Outbox entries %s were re-sent but not cleared: %s", ", ".join(sent), why)
+        log.log(NOTICE, "Outbox sweep re-sent %d durable task(s) whose process did not finish them: %s",
                 len(sent), ", ".join(sent))
     return len(sent)
 

@@ -1,11 +1,13 @@
 """The spill-over: hand a durable task to the engine (Celery) instead of losing it, as a sealed
 message (:mod:`pyramid_deferred.durable.message`); the idempotency keys that keep each task to
 one run (framework-free). Log lines name a task by key, name, function and reason, never by its
-arguments (a buyer's e-mail), and show a failure's traceback without local variables."""
+arguments (a buyer's e-mail), and show a failure's traceback without its frames (their local
+variables)."""
 
 from __future__ import annotations
 
 import json
+import logging
 import secrets
 import threading
 import time
@@ -18,14 +20,14 @@ from pyramid_deferred.core.durable import (
     DurableCall,
     call_with_spill_possible,
 )
-from pyramid_deferred.core.log import NOTICE, deferred_task_logger, without_locals
+from pyramid_deferred.core.log import NOTICE, get_logger, without_locals
 from pyramid_deferred.durable.outbox import Outbox, OutboxUnavailable
 
 if TYPE_CHECKING:
-    from loguru import Logger
-
     from pyramid_deferred.core.task import DeferredTask
     from pyramid_deferred.durable.message import MessageCodec, SealedMessage
+
+log = get_logger(__name__)
 
 ServiceCheck = Callable[[str], "float | None"]
 """``check(service)``: None while the service may be called; else the seconds until it may be
@@ -127,7 +129,7 @@ class SpillOver:
         *,
         codec: MessageCodec,
         service_check: ServiceCheck | None = None,
-        logger: Logger = deferred_task_logger,
+        logger: logging.Logger = log,
         clock: Callable[[], float] = time.monotonic,
         broker_down_backoff_seconds: float = BROKER_DOWN_BACKOFF_SECONDS,
         outbox: Outbox | None = None,
@@ -172,18 +174,19 @@ class SpillOver:
                     self._broker_down_until = now + self.broker_down_backoff_seconds
                     self._broker_down_reason = str(why)
             self.logger.error(
-                "Deferred task {} ({}{}) could not spill to {}: {}; it is LOST: {}",
+                "Deferred task %s (%s%s) could not spill to %s: %s; it is LOST: %s",
                 task.name, task.reason, f", {detail}" if detail else "", self.spiller.engine, why,
                 task.describe(),
             )
             self._notify(task, False)
             return False
-        trace = without_locals(error) if task.reason == SpillReason.FAILED and error is not None else None
-        self.logger.opt(exception=trace).log(
-            "WARNING" if task.reason == SpillReason.FAILED else NOTICE,
-            "Spilled deferred task {} to {} ({}{}) as {} ({}){}",
+        failed = task.reason == SpillReason.FAILED
+        self.logger.log(
+            logging.WARNING if failed else NOTICE,
+            "Spilled deferred task %s to %s (%s%s) as %s (%s)%s",
             task.name, self.spiller.engine, task.reason, f": {detail}" if detail else "", task.key,
             task.function, f", first attempt in {task.countdown:.1f}s" if task.countdown else "",
+            exc_info=without_locals(error) if failed and error is not None else None,
         )
         self._notify(task, True)
         return True
@@ -193,7 +196,7 @@ class SpillOver:
             try:
                 listener(task, taken)
             except Exception:
-                self.logger.opt(exception=True).error("Spill listener {!r} failed", listener)
+                self.logger.exception("Spill listener %r failed", listener)
 
 
 class DurableRun:
@@ -238,8 +241,8 @@ class DurableRun:
             outbox.record(entries, spill_over.lease_seconds)
         except OutboxUnavailable as why:
             spill_over.logger.error(
-                "Could not record {} durable task(s) in the {} outbox ({}): they run here as usual, but a "
-                "crash before they end would lose them: {}",
+                "Could not record %d durable task(s) in the %s outbox (%s): they run here as usual, but a "
+                "crash before they end would lose them: %s",
                 len(entries), outbox.name, why, ", ".join(key for key, _ in entries),
             )
             return
@@ -257,7 +260,7 @@ class DurableRun:
             outbox.clear(sorted(done))
         except OutboxUnavailable as why:
             self.spill_over.logger.warning(
-                "Could not clear {} outbox entries ({}): the sweep will re-send them and their keys "
+                "Could not clear %d outbox entries (%s): the sweep will re-send them and their keys "
                 "keep each from running twice", len(done), why,
             )
             return
@@ -273,8 +276,8 @@ class DurableRun:
         try:
             return check(call.service)
         except Exception:
-            self.spill_over.logger.opt(exception=True).error(
-                "Service check for {} failed: the task runs as if the service were up", call.service
+            self.spill_over.logger.exception(
+                "Service check for %s failed: the task runs as if the service were up", call.service
             )
             return None
 
@@ -309,7 +312,7 @@ class DurableRun:
             try:
                 claim = Claim.UNKNOWN if claims is None else claims.claim(key, lease)
                 if claim is Claim.DONE or claim is Claim.HELD:
-                    logger.info("Deferred task {} ({}) not run here: its key is {} elsewhere", item.name,
+                    logger.info("Deferred task %s (%s) not run here: its key is %s elsewhere", item.name,
                                 key, "done" if claim is Claim.DONE else "held")
                     return None
                 result = call_with_spill_possible(call)

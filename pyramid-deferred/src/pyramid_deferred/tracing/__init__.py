@@ -18,10 +18,12 @@ from __future__ import annotations
 import importlib.util
 from typing import TYPE_CHECKING
 
-from pyramid_deferred.core.log import deferred_task_logger
+from pyramid_deferred.core.log import get_logger
 
 if TYPE_CHECKING:
     from pyramid.config import Configurator
+
+log = get_logger(__name__)
 
 TRACE_PARENT = "otel.request_span"
 """The key of ``RequestBatch.notes`` holding the request span's ``SpanContext``."""
@@ -37,7 +39,7 @@ def available() -> bool:
 
 def includeme(config: Configurator) -> None:
     if not available():
-        deferred_task_logger.info(
+        log.info(
             "pyramid_deferred.tracing: opentelemetry-api is not installed, no spans "
             "(pip install pyramid-deferred[otel])"
         )

@@ -48,8 +48,8 @@ def test_one_raising_or_overrunning_does_not_touch_the_others(pool, logs):
     assert outcomes == {
         "crm.sync": Outcome.FAILED, "meta.purchase": Outcome.EXECUTED, "a.plain": Outcome.EXECUTED
     }
-    [failure] = [r for r in logs.records if r["level"].name == "ERROR"]
-    assert "crm.sync failed" in failure["message"] and failure["exception"].type is ConnectionError
+    [failure] = [r for r in logs.records if r.levelname == "ERROR"]
+    assert "crm.sync failed" in failure.message and failure.exc_info[0] is ConnectionError
 
 
 def test_each_runs_in_a_copy_of_its_request_s_context_and_may_defer_more(pool):

@@ -1,4 +1,5 @@
-"""The core (queue, budget, report, hand-off) imports no web framework: it runs anywhere."""
+"""The core (queue, budget, report, hand-off) imports no web framework: it runs anywhere. The
+add-on as a whole logs through stdlib ``logging`` only: no module imports loguru."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from pathlib import Path
 import pyramid_deferred.core
 
 CORE = Path(pyramid_deferred.core.__file__).parent
-ALLOWED_ROOTS = {"__future__", "loguru", "pyramid_deferred"}
+PACKAGE = CORE.parent
+ALLOWED_ROOTS = {"__future__", "pyramid_deferred"}
 
 
 def imported_modules(path: Path) -> set[str]:
@@ -23,7 +25,7 @@ def imported_modules(path: Path) -> set[str]:
     return names
 
 
-def test_the_core_imports_only_the_standard_library_loguru_and_itself():
+def test_the_core_imports_only_the_standard_library_and_itself():
     stdlib = sys.stdlib_module_names
     modules = sorted(CORE.glob("*.py"))
     assert len(modules) >= 5  # task, runner, report, log, handoff: the check saw the core
@@ -33,6 +35,14 @@ def test_the_core_imports_only_the_standard_library_loguru_and_itself():
             assert root in stdlib or root in ALLOWED_ROOTS, f"{path.name} imports {name}"
             if root == "pyramid_deferred":
                 assert name.startswith("pyramid_deferred.core"), f"{path.name} imports {name}"
+
+
+def test_no_module_of_the_add_on_imports_loguru():
+    modules = sorted(PACKAGE.rglob("*.py"))
+    assert len(modules) >= 30  # the whole package was seen
+    for path in modules:
+        roots = {name.split(".")[0] for name in imported_modules(path)}
+        assert "loguru" not in roots, f"{path.relative_to(PACKAGE)} imports loguru"
 
 
 def test_importing_the_package_imports_no_pyramid_until_it_is_included():

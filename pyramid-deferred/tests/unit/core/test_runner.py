@@ -145,9 +145,9 @@ def test_a_failing_task_is_logged_with_name_and_traceback_and_the_next_one_runs(
     report = runner.run()
     assert trail == ["next"]
     assert report.failed == ("manago.purchase",) and report.executed == ("meta.purchase",)
-    [error] = [r for r in logs.records if r["level"].name == "ERROR"]
-    assert "manago.purchase" in error["message"]
-    assert error["exception"] is not None and error["exception"].type is RuntimeError
+    [error] = [r for r in logs.records if r.levelname == "ERROR"]
+    assert "manago.purchase" in error.message
+    assert error.exc_info is not None and error.exc_info[0] is RuntimeError
 
 
 @pytest.mark.parametrize("interrupt", [KeyboardInterrupt, SystemExit])

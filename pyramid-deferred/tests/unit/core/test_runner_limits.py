@@ -40,8 +40,8 @@ def test_off_the_main_thread_whatever_a_task_raises_is_its_own_failure(error, lo
         ("a.raising", Outcome.FAILED), ("a.next", Outcome.EXECUTED)
     ]
     assert trail == ["next"]
-    [failure] = [r for r in logs.records if r["level"].name == "ERROR"]
-    assert "a.raising failed" in failure["message"] and failure["exception"].type is error
+    [failure] = [r for r in logs.records if r.levelname == "ERROR"]
+    assert "a.raising failed" in failure.message and failure.exc_info[0] is error
 
 
 @pytest.mark.parametrize("error", [GeneratorExit, CustomBaseError])

@@ -15,10 +15,9 @@ from dataclasses import dataclass, replace
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from loguru import logger
 
 from pyramid_deferred.core import DeferredTaskRunner, Outcome, RunReport
-from pyramid_deferred.testing import FakeClock
+from pyramid_deferred.testing import FakeClock, LogCapture
 
 PRIORITIES = st.sampled_from([0, 10, 50, 100, 7, -3])
 MAX_TASKS = 12
@@ -140,13 +139,10 @@ class Scenario:
 def capture_levels() -> Iterator[dict[str, list[str]]]:
     """The messages logged in the block, by level name."""
     by_level: dict[str, list[str]] = {}
-    handler = logger.add(
-        lambda m: by_level.setdefault(m.record["level"].name, []).append(m.record["message"]), level=0
-    )
-    try:
+    with LogCapture() as capture:
         yield by_level
-    finally:
-        logger.remove(handler)
+    for record in capture.records:
+        by_level.setdefault(record.levelname, []).append(record.message)
 
 
 def count_logged(logs: dict[str, list[str]], outcome: Outcome, name: str) -> int:

@@ -276,3 +276,34 @@ def test_a_stop_racing_the_run_decides_each_task_exactly_once():
         ran_here = {call[2] for call in fx.DURABLE_CALLS if call[:2] == ("race", attempt)}
         spilled = {int(task.name[1:]) for task in app.spiller.sent}
         assert len(ran_here & spilled) <= 1  # both only for the one task running at the stop
+
+
+def test_the_exit_waits_for_the_timer_still_spilling_instead_of_ending_the_process_under_it(app):
+    """The timer gives up at the deadline on its own (daemon) thread; the interpreter's exit
+    reaching give_up() meanwhile must wait for it, or the process ends mid-spill."""
+    app.batch("req-slow-spill", blocked=False)
+    spilling, release = threading.Event(), threading.Event()
+    send = app.spiller.send
+
+    def slow_send(message, **kwargs):
+        spilling.set()
+        release.wait(5)
+        send(message, **kwargs)
+
+    app.spiller.send = slow_send
+    timer = threading.Thread(target=app.stop.give_up, name="deferred-stop")
+    timer.start()
+    assert spilling.wait(5)
+    exit_done = threading.Event()
+
+    def exit_gives_up() -> None:
+        app.stop.give_up()
+        exit_done.set()
+
+    exiting = threading.Thread(target=exit_gives_up)
+    exiting.start()
+    assert not exit_done.wait(0.2)  # still waiting for the spill in progress
+    release.set()
+    assert exit_done.wait(5) and len(app.spiller.sent) == 2  # both durable tasks spilled first
+    timer.join(5)
+    exiting.join(5)

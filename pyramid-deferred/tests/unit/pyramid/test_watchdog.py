@@ -64,12 +64,12 @@ def test_a_task_far_past_its_cost_is_named_once_with_its_request_and_stack(watch
         watchdog.check()
     finally:
         blocked.finish()
-    [warning] = [r for r in logs.records if "still running" in r["message"]]
-    assert warning["level"].name == "WARNING"
+    [warning] = logs.matching("still running")
+    assert warning.levelname == "WARNING"
     assert "crm.sync is still running after 2.5s (declared 1.0s) on thread server-thread-1" in (
-        warning["message"]
+        warning.message
     )
-    assert "stuck_in_a_call" in warning["message"] and warning["extra"]["request_id"] == "req-stuck"
+    assert "stuck_in_a_call" in warning.message and warning.request_id == "req-stuck"
 
 
 def test_past_the_hard_limit_it_is_an_error_and_the_worker_asks_to_be_replaced(watchdog, clock, logs):

@@ -33,11 +33,34 @@
 
   function renderQueue(data) {
     const q = data.queue;
+    document.getElementById("queue-pid").textContent = "(pid " + data.pid + ", the process that answered)";
     replace("queue",
       card(q.length + " / " + q.capacity, "batches waiting for a thread"),
       card(q.busy_threads + " / " + q.threads, "hand-off threads busy"),
       card(data.settings.budget_seconds + " s", "budget per request"),
-      card(data.total_runs, "runs seen by this process"));
+      card(data.total_runs, data.shared ? "runs seen by all workers" : "runs seen by this process"));
+  }
+
+  // The processes whose runs the page shows: one without Redis, every worker with it.
+  function renderWorkers(data) {
+    const hosts = new Set(data.workers.map((w) => w.host));
+    const chips = data.workers.map((w) => {
+      const notes = [w.this ? "answered" : null, hosts.size > 1 ? w.host : null,
+        w.total_runs + " runs", w.dropped ? w.dropped + " not published" : null,
+        w.silent ? "silent " + Math.round(w.seen_seconds_ago) + " s" : null].filter(Boolean);
+      const chip = el("span", "worker" + (w.this ? " this" : "") + (w.silent ? " silent" : ""),
+        "pid " + w.pid + " (" + notes.join(", ") + ")");
+      chip.dataset.pid = String(w.pid);
+      return chip;
+    });
+    const label = el("span", "hint", data.shared ? "Worker processes:" : "Worker process:");
+    replace("workers", label, ...chips);
+    const partial = document.getElementById("partial");
+    const notes = [data.partial ? "Partial: " + data.partial + "." : null,
+      data.ignored_entries ? data.ignored_entries + " entries in Redis were not valid and were ignored." : null]
+      .filter(Boolean);
+    partial.textContent = notes.join(" ");
+    partial.hidden = !notes.length;
   }
 
   function runEnd(run) {
@@ -51,19 +74,22 @@
 
   function renderRuns(data) {
     if (!data.runs.length) {
-      replace("runs", el("p", "empty", "No request has deferred a task in this process yet."));
+      replace("runs", el("p", "empty", data.shared ? "No request has deferred a task in any worker yet."
+        : "No request has deferred a task in this process yet."));
       return;
     }
     const scale = Math.max(0.01, ...data.runs.map(runEnd)) * 1.05;
     const rows = data.runs.map((run) => {
       const row = el("div", "run");
       row.dataset.requestId = run.request_id;
+      row.dataset.pid = String(run.pid);
       const what = el("div", "what");
       what.append(el("div", "line", run.request || "(request " + run.request_id + ")"));
       const when = new Date(run.finished_at * 1000).toLocaleTimeString();
-      const meta = [when, run.status !== null ? "status " + run.status : null, "via " + run.trigger,
-        run.wait_seconds !== null ? "waited " + seconds(run.wait_seconds) : null,
-        "ran " + seconds(run.elapsed_seconds)].filter(Boolean).join(" · ");
+      const meta = [when, "pid " + run.pid, run.status !== null ? "status " + run.status : null,
+        "via " + run.trigger, run.wait_seconds !== null ? "waited " + seconds(run.wait_seconds) : null,
+        "ran " + seconds(run.elapsed_seconds),
+        run.tasks_cut ? run.tasks_cut + " more tasks not published" : null].filter(Boolean).join(" · ");
       what.append(el("div", "meta", meta));
       const track = el("div", "track");
       if (run.wait_seconds) {
@@ -164,11 +190,13 @@
       const data = await answer.json();
       document.getElementById("scope").textContent = data.scope;
       renderQueue(data);
+      renderWorkers(data);
       renderRuns(data);
       renderTasks(data);
       renderPanels(data);
-      live.textContent = "live · pid " + data.pid;
-      live.className = "live";
+      live.textContent = "live · pid " + data.pid + (data.partial ? " · partial"
+        : data.shared ? " · all workers" : " · this process only");
+      live.className = data.partial ? "live partial" : "live";
     } catch (error) {
       live.textContent = "not updating (" + error.message + ")";
       live.className = "live stale";
