@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from pyramid_deferred.core import DeferredTaskRunner, RunReport
 from pyramid_deferred.core.log import get_logger, request_id_var
@@ -71,6 +71,18 @@ class Trigger(StrEnum):
     INLINE_SHUTTING_DOWN = "inline (shutting down)"
 
 
+class BatchSettings(NamedTuple):
+    """What an app's batches share (the hook builds it once; a test may build its own)."""
+
+    hard_limit_seconds: float = 0.0
+    clock: Callable[[], float] = time.monotonic
+    observers: tuple[ReportObserver, ...] = ()
+    watchdog: Any = None
+    """Watches the live batches (started with the first one scheduled)."""
+    spill_over: SpillOver | None = None
+    live: set[RequestBatch] | None = None
+
+
 class RequestBatch:
     """Binds a request's runner to the moment it must run; captured by value, not looked up later.
 
@@ -81,11 +93,27 @@ class RequestBatch:
     line of the run) and the report observers travel with it too.
     """
 
-    __slots__ = (
-        "_reported", "_started", "clock", "context", "durable_run", "hard_limit_seconds", "live", "notes",
-        "observers", "request_failed", "request_id", "response", "run_started_at", "runner", "scheduled",
-        "scheduled_at", "spill_over", "started", "thread", "transaction_committed", "trigger", "watchdog",
-    )
+    # What a request may change, at its class-level default until it does: a batch is made with
+    # five attributes (see :meth:`for_request`), on the path of every request that defers.
+    request_failed = False
+    transaction_committed: bool | None = None
+    """None without pyramid_tm; False while its transaction is open, and if it was aborted."""
+    scheduled = False
+    """True once the run is attached to a trigger after the response; the safety net stays out."""
+    response: Any = None
+    """The response the app returned (parked by the tween until scheduling); None if an
+    exception escaped."""
+    context: contextvars.Context | None = None
+    trigger = Trigger.DIRECT
+    scheduled_at: float | None = None
+    """``clock()`` when the response left the app and the batch was attached to its trigger."""
+    run_started_at: float | None = None
+    """``clock()`` when the run began: minus ``scheduled_at``, the wait the response's delivery took."""
+    thread: threading.Thread | None = None
+    """The thread running the batch, while it runs (the watchdog shows its stack)."""
+    durable_run: DurableRun | None = None
+    """This request's view of the spill-over and the outbox (made when first needed)."""
+    _notes: dict[str, object] | None = None
 
     def __init__(
         self,
@@ -100,44 +128,59 @@ class RequestBatch:
         spill_over: SpillOver | None = None,
         live: set[RequestBatch] | None = None,
     ) -> None:
+        app = BatchSettings(hard_limit_seconds, clock, tuple(observers), watchdog, spill_over, live)
+        self._setup(runner, app, request_id or new_request_id(), started or clock())
+
+    @classmethod
+    def for_request(cls, runner: DeferredTaskRunner, app: BatchSettings, request_id: str | None,
+                    started: float) -> RequestBatch:
+        """The hook's way: the app's shared part built once, nothing checked again."""
+        batch = object.__new__(cls)
+        batch._setup(runner, app, request_id or new_request_id(), started or app.clock())
+        return batch
+
+    def _setup(self, runner: DeferredTaskRunner, app: BatchSettings, request_id: str, started: float) -> None:
         self.runner = runner
-        self.hard_limit_seconds = hard_limit_seconds
-        """Seconds the request may live in total (a server's kill timeout); 0 = no hard limit."""
-        self.clock = clock
-        self.started = started or clock()
-        self.request_id = request_id or new_request_id()
-        self.observers = observers
-        self.watchdog = watchdog
-        """Started with the first batch the app schedules: it watches the live batches."""
-        self.spill_over = spill_over
-        """Where this request's durable tasks go instead of being lost (None: spill-over off)."""
-        self.live = live
-        """The app's batches from their scheduling to their report: what a stopping process decides
-        (``pyramid_deferred.lifecycle``) and what the watchdog watches."""
-        self.request_failed = False
-        self.transaction_committed: bool | None = None
-        """None without pyramid_tm; False while its transaction is open, and if it was aborted."""
-        self.scheduled = False
-        """True once the run is attached to a trigger after the response; the safety net stays out."""
-        self.response: Any = None
-        """The response the app returned (parked by the tween); None if an exception escaped."""
-        self.context: contextvars.Context | None = None
-        self.trigger = Trigger.DIRECT
-        self.scheduled_at: float | None = None
-        """``clock()`` when the response left the app and the batch was attached to its trigger."""
-        self.run_started_at: float | None = None
-        """``clock()`` when the run began: minus ``scheduled_at``, the wait the response's delivery took."""
-        self.thread: threading.Thread | None = None
-        """The thread running the batch, while it runs (the watchdog shows its stack)."""
-        self.notes: dict[str, object] = {}
-        """What add-ons note about the request for the observers, which never see the request
-        (``pyramid_deferred.tracing``: the request's span; ``pyramid_deferred.dashboard``: its line)."""
-        self.durable_run: DurableRun | None = None
-        """This request's view of the spill-over and the outbox (made when first needed)."""
+        self.app = app
+        self.request_id = request_id
+        self.started = started
         self._started = Once()
         """Run, discarded or abandoned: a batch starts at most once."""
         self._reported = Once()
         """Its report goes to the observers at most once (the run's, or the stop's if it came first)."""
+
+    @property
+    def notes(self) -> dict[str, object]:
+        """What add-ons note about the request for the observers, which never see the request
+        (``pyramid_deferred.tracing``: the request's span; ``pyramid_deferred.dashboard``: its line)."""
+        notes = self._notes
+        if notes is None:
+            self._notes = notes = {}
+        return notes
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        return self.app.clock
+
+    @property
+    def hard_limit_seconds(self) -> float:
+        """Seconds the request may live in total (a server's kill timeout); 0 = no hard limit."""
+        return self.app.hard_limit_seconds
+
+    @property
+    def observers(self) -> tuple[ReportObserver, ...]:
+        return self.app.observers
+
+    @property
+    def spill_over(self) -> SpillOver | None:
+        """Where this request's durable tasks go instead of being lost (None: spill-over off)."""
+        return self.app.spill_over
+
+    @property
+    def live(self) -> set[RequestBatch] | None:
+        """The app's batches from their scheduling to their report: what a stopping process decides
+        (``pyramid_deferred.lifecycle``) and what the watchdog watches."""
+        return self.app.live
 
     def schedule(self, *, copy_context: bool) -> None:
         """The response leaves the app, and the batch is attached to its trigger: that moment is
@@ -153,24 +196,27 @@ class RequestBatch:
             run.record([(task, seq) for task, seq in self.runner.queued() if task.always or not failed])
         if copy_context:
             self.context = contextvars.copy_context()
-        live = self.live
+        app = self.app
+        live = app.live
         if live is not None:
             live.add(self)
-            watchdog = self.watchdog
+            watchdog = app.watchdog
             if watchdog is not None:
                 watchdog.watch(live)
 
     def open_durable_run(self) -> DurableRun | None:
         """This request's view of the spill-over (its durable tasks' keys), made once."""
-        if self.spill_over is not None and self.durable_run is None:
-            self.durable_run = self.runner.durable = self.spill_over.for_request(self.request_id)
+        spill_over = self.app.spill_over
+        if spill_over is not None and self.durable_run is None:
+            self.durable_run = self.runner.durable = spill_over.for_request(self.request_id)
         return self.durable_run
 
     def ceiling_seconds(self) -> float | None:
         """What the hard limit leaves of this request's life, right now (the spec's table)."""
-        if not self.hard_limit_seconds:
+        limit = self.app.hard_limit_seconds
+        if not limit:
             return None
-        return self.hard_limit_seconds - (self.clock() - self.started)
+        return limit - (self.app.clock() - self.started)
 
     def pending_names(self) -> list[str]:
         """Tasks that have not run yet; one still running (at shutdown) comes first, marked so."""

@@ -55,8 +55,8 @@ from pyramid_deferred.durable import (
     SpilledTask,
     SpillOver,
 )
-from pyramid_deferred.durable.dead_letters import COMMAND as DEAD_LETTERS_COMMAND
-from pyramid_deferred.durable.dead_letters import DeadLetterStore
+from pyramid_deferred.durable.dead_letter_store import COMMAND as DEAD_LETTERS_COMMAND
+from pyramid_deferred.durable.dead_letter_store import DeadLetterStore
 from pyramid_deferred.durable.message import ForgedMessage, MessageCodec, SealedMessage, UndecryptablePayload
 from pyramid_deferred.durable.outbox import Outbox, RedisOutbox, resend_expired
 from pyramid_deferred.settings import DeferredTaskSettings, load_deferred_task_settings

@@ -57,7 +57,7 @@ class BatchDispatcher:
         batch: RequestBatch | None = request.__dict__.get(BATCH_ATTR)
         if batch is None or batch.decided or batch.scheduled:
             return
-        response = batch.response
+        response, batch.response = batch.response, None  # the body will hold the batch: no cycle
         if response is None:  # an exception escaped Pyramid: there is no body to wrap
             batch.request_failed = True
             if not batch.runner.enabled or not batch.runner.has_tasks():
@@ -70,11 +70,13 @@ class BatchDispatcher:
             return
         environ = request.environ
         closed_early = "HTTP_RANGE" in environ and is_unsatisfiable_range(request, response)
-        batch.request_failed = closed_early or is_failed(batch, response)
-        self.schedule(batch, environ, response, closed_early=closed_early, method=request.method)
+        status = response.status_code
+        batch.request_failed = closed_early or status >= FAILED_STATUS or batch.transaction_committed is False
+        self.schedule(batch, environ, response, closed_early=closed_early, method=environ["REQUEST_METHOD"],
+                      status=status)
 
     def trigger_for(self, environ: Mapping[str, Any], response: Any, *, closed_early: bool = False,
-                    method: str = "GET") -> str:
+                    method: str = "GET", status: int | None = None) -> str:
         """``closed_early``: WebOb will close the body before sending it (a 416 response)."""
         strategy = self.strategy
         if strategy != "auto":
@@ -90,15 +92,17 @@ class BatchDispatcher:
             http10 = environ.get("SERVER_PROTOCOL") == "HTTP/1.0"
             return THREAD if http10 and response.content_length is None else CLOSE
         length = response.content_length
-        if not length or method == "HEAD" or response.status_code in NO_BODY_STATUSES:
+        if status is None:
+            status = response.status_code
+        if not length or method == "HEAD" or status in NO_BODY_STATUSES:
             return THREAD  # no body before close(): the headers go out after it
         if response.conditional_response and not CONDITIONS.isdisjoint(environ):
             return THREAD  # WebOb may still answer 304, without a body
         return CLOSE
 
     def schedule(self, batch: RequestBatch, environ: Mapping[str, Any], response: Any, *,
-                 closed_early: bool = False, method: str = "GET") -> str:
-        trigger = self.trigger_for(environ, response, closed_early=closed_early, method=method)
+                 closed_early: bool = False, method: str = "GET", status: int | None = None) -> str:
+        trigger = self.trigger_for(environ, response, closed_early=closed_early, method=method, status=status)
         batch.schedule(copy_context=trigger != CLOSE)
         if trigger == UWSGI:
             self.after_request(batch)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from pyramid_deferred.batch import BATCH_ATTR, RequestBatch
+from pyramid_deferred.batch import BATCH_ATTR, BatchSettings, RequestBatch
 from pyramid_deferred.core import DeferredTaskRunner, RunReport
 from pyramid_deferred.core.costs import CostModel
 from pyramid_deferred.core.handoff import HandOffWorker
@@ -68,9 +68,10 @@ class DeferredTaskHook:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
-        self.hard_limit_seconds = settings.hard_limit_seconds
-        """Mutable: ``pyramid_deferred.gunicorn`` sets it from a sync worker's timeout."""
-        self.observers = observers
+        self._batch_settings: BatchSettings | None = None
+        self._hard_limit_seconds = settings.hard_limit_seconds
+        self._observers = observers
+        self._spill_over: SpillOver | None = None
         self._runner_factory = runner_factory
         self._clock = clock
         self.logger = runner_log
@@ -88,7 +89,6 @@ class DeferredTaskHook:
         )
         self._concurrent_pool: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
-        self.spill_over: SpillOver | None = None
         self.service_check: ServiceCheck | None = None
         """Where durable tasks go instead of being lost (``deferred_task.broker_url``); None: off."""
         self._prototype: DeferredTaskRunner | None = None
@@ -108,6 +108,48 @@ class DeferredTaskHook:
         """A test's clock: the next runners are built with it."""
         self._clock = clock
         self._prototype = None
+        self._batch_settings = None
+
+    # What every batch of the app shares (BatchSettings, built once): changing one of these
+    # (a directive, gunicorn's hard limit, a test) makes the next batches see the new value.
+
+    @property
+    def hard_limit_seconds(self) -> float:
+        """Mutable: ``pyramid_deferred.gunicorn`` sets it from a sync worker's timeout."""
+        return self._hard_limit_seconds
+
+    @hard_limit_seconds.setter
+    def hard_limit_seconds(self, seconds: float) -> None:
+        self._hard_limit_seconds = seconds
+        self._batch_settings = None
+
+    @property
+    def observers(self) -> tuple[ReportObserver, ...]:
+        return self._observers
+
+    @observers.setter
+    def observers(self, observers: tuple[ReportObserver, ...]) -> None:
+        self._observers = observers
+        self._batch_settings = None
+
+    @property
+    def spill_over(self) -> SpillOver | None:
+        """Where durable tasks go instead of being lost (``deferred_task.broker_url``); None: off."""
+        return self._spill_over
+
+    @spill_over.setter
+    def spill_over(self, spill_over: SpillOver | None) -> None:
+        self._spill_over = spill_over
+        self._batch_settings = None
+
+    def batch_settings(self) -> BatchSettings:
+        shared = self._batch_settings
+        if shared is None:
+            self._batch_settings = shared = BatchSettings(
+                self._hard_limit_seconds, self._clock, self._observers, self.watchdog, self._spill_over,
+                self.live,
+            )
+        return shared
 
     @property
     def runner_factory(self) -> RunnerFactory:
@@ -148,13 +190,13 @@ class DeferredTaskHook:
                 )
             request = current
         attributes = request.__dict__
-        batch = RequestBatch(
-            runner, hard_limit_seconds=self.hard_limit_seconds, clock=self._clock,
-            started=attributes.get("deferred_task_started", 0.0),
-            request_id=attributes.get("request_id"),
-            observers=self.observers, watchdog=self.watchdog, spill_over=self.spill_over, live=self.live,
+        batch = RequestBatch.for_request(
+            runner, self.batch_settings(), attributes.get("request_id"),
+            attributes.get("deferred_task_started", 0.0),
         )
-        batch.response = attributes.get(RESPONSE_ATTR)
+        response = attributes.get(RESPONSE_ATTR)
+        if response is not None:  # a first defer() in a response callback: the tween parked it
+            batch.response = response
         attributes[BATCH_ATTR] = batch
         watch_transaction(request, batch)
         request.add_finished_callback(self.dispatcher.finish_request)

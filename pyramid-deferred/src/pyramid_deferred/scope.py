@@ -14,16 +14,20 @@ import contextlib
 import sys
 from collections.abc import Iterator
 from contextvars import ContextVar
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from pyramid_deferred.core import DeferredTaskRunner
 
-if TYPE_CHECKING:
-    from pyramid_deferred.batch import RequestBatch
+
+class RunningBatch(Protocol):
+    """What a batch running on this thread offers (``pyramid_deferred.batch.RequestBatch``)."""
+
+    runner: DeferredTaskRunner
+    request_id: str
 
 _current: ContextVar[DeferredTaskRunner | None] = ContextVar("pyramid_deferred.current_runner", default=None)
 """The runner of the enclosing :func:`deferred_scope`."""
-_running_batch: ContextVar[RequestBatch | None] = ContextVar("pyramid_deferred.running_batch", default=None)
+_running_batch: ContextVar[RunningBatch | None] = ContextVar("pyramid_deferred.running_batch", default=None)
 """The batch running on this thread (set by the batch for its run)."""
 
 NO_RUNNER = (

@@ -27,9 +27,9 @@ from pyramid_deferred.core.log import LOGGER_NAME
 from pyramid_deferred.core.report import RunReport
 from pyramid_deferred.core.runner import DeferredTaskRunner
 from pyramid_deferred.core.task import DeferredTask
-from pyramid_deferred.durable.message import MessageCodec, SealedMessage
+from pyramid_deferred.durable.message import MessageCodec, SealedMessage, SpilledTask
 from pyramid_deferred.durable.outbox import OutboxUnavailable
-from pyramid_deferred.durable.spill import BrokerUnavailable, Claim, SpilledTask
+from pyramid_deferred.durable.spill import BrokerUnavailable, Claim
 from pyramid_deferred.hook import override_runner_factory
 
 NOT_WIRED = (

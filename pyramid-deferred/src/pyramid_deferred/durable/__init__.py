@@ -39,6 +39,7 @@ from pyramid_deferred.durable.message import (
     ForgedMessage,
     MessageCodec,
     SealedMessage,
+    SpilledTask,
     UndecryptablePayload,
 )
 from pyramid_deferred.durable.spill import (
@@ -47,7 +48,6 @@ from pyramid_deferred.durable.spill import (
     Claims,
     DurableRun,
     ServiceCheck,
-    SpilledTask,
     Spiller,
     SpillListener,
     SpillOver,

@@ -26,7 +26,6 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from pyramid_deferred.core.durable import decode_payload
-from pyramid_deferred.durable.spill import SpilledTask
 from pyramid_deferred.values import ConfigError
 
 if TYPE_CHECKING:
@@ -41,6 +40,32 @@ _DOMAIN = b"pyramid_deferred.durable.message\n"
 """Signed before the fields: a MAC made for something else under the same key never matches."""
 
 SealedMessage = dict[str, object]
+
+
+DEFAULT_LEASE_SECONDS = 60.0
+"""How long one run may hold a durable task's key, at least (``deferred_task.lease_seconds``)."""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class SpilledTask:
+    """What travels to the engine: enough to run the task again, and to say which one it was."""
+
+    key: str
+    """The idempotency key: ``<request id>:<run token>:<task name>:<sequence>``."""
+    request_id: str
+    name: str
+    function: str
+    payload: str
+    """The JSON of ``[args, kwargs]``."""
+    reason: str
+    countdown: float = 0.0
+    """Seconds the engine waits before the first attempt (a breaker's reset timeout)."""
+    lease_seconds: float = DEFAULT_LEASE_SECONDS
+    """How long one attempt may hold the key (the task's declared cost, with a margin)."""
+
+    def describe(self) -> str:
+        """Which task this is, for a log line: never its arguments."""
+        return f"key={self.key} name={self.name} function={self.function} reason={self.reason}"
 
 
 class ForgedMessage(ValueError):

@@ -12,7 +12,6 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
 
@@ -21,6 +20,7 @@ from pyramid_deferred.core.durable import (
     call_with_spill_possible,
 )
 from pyramid_deferred.core.log import NOTICE, get_logger, without_locals
+from pyramid_deferred.durable.message import DEFAULT_LEASE_SECONDS, SpilledTask
 from pyramid_deferred.durable.outbox import Outbox, OutboxUnavailable
 
 if TYPE_CHECKING:
@@ -36,7 +36,6 @@ retried (its circuit breaker's reset timeout, what is left of it)."""
 BROKER_DOWN_BACKOFF_SECONDS = 5.0
 """After the broker failed once, spills fail at once (each named at ERROR) for this long: the
 request's other tasks never wait on a dead broker more than once."""
-DEFAULT_LEASE_SECONDS = 60.0
 
 
 class SpillReason(StrEnum):
@@ -58,28 +57,6 @@ KEPT_FOR_THE_SWEEP = frozenset({SpillReason.SKIPPED, SpillReason.FAILED, SpillRe
 
 class BrokerUnavailable(Exception):
     """The spill-over engine could not take the task (its message says why, without secrets)."""
-
-
-@dataclass(frozen=True, slots=True)
-class SpilledTask:
-    """What travels to the engine: enough to run the task again, and to say which one it was."""
-
-    key: str
-    """The idempotency key: ``<request id>:<run token>:<task name>:<sequence>``."""
-    request_id: str
-    name: str
-    function: str
-    payload: str
-    """The JSON of ``[args, kwargs]``."""
-    reason: str
-    countdown: float = 0.0
-    """Seconds the engine waits before the first attempt (a breaker's reset timeout)."""
-    lease_seconds: float = DEFAULT_LEASE_SECONDS
-    """How long one attempt may hold the key (the task's declared cost, with a margin)."""
-
-    def describe(self) -> str:
-        """Which task this is, for a log line: never its arguments."""
-        return f"key={self.key} name={self.name} function={self.function} reason={self.reason}"
 
 
 class Spiller(Protocol):

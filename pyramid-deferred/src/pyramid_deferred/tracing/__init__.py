@@ -19,17 +19,13 @@ import importlib.util
 from typing import TYPE_CHECKING
 
 from pyramid_deferred.core.log import get_logger
+from pyramid_deferred.tracing.names import OTEL_PYRAMID_TWEEN, TRACE_PARENT, TRACING_TWEEN
 
 if TYPE_CHECKING:
     from pyramid.config import Configurator
 
 log = get_logger(__name__)
 
-TRACE_PARENT = "otel.request_span"
-"""The key of ``RequestBatch.notes`` holding the request span's ``SpanContext``."""
-TRACING_TWEEN = "pyramid_deferred.tracing.spans.request_span_tween_factory"
-OTEL_PYRAMID_TWEEN = "opentelemetry.instrumentation.pyramid.trace_tween_factory"
-"""opentelemetry-instrumentation-pyramid's tween: it ends the request span on its way out."""
 
 
 def available() -> bool:

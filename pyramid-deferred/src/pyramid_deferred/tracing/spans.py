@@ -33,7 +33,7 @@ from pyramid.tweens import EXCVIEW
 
 from pyramid_deferred.batch import BATCH_ATTR, RequestBatch
 from pyramid_deferred.core import Outcome, RunReport
-from pyramid_deferred.tracing import OTEL_PYRAMID_TWEEN, TRACE_PARENT, TRACING_TWEEN
+from pyramid_deferred.tracing.names import OTEL_PYRAMID_TWEEN, TRACE_PARENT, TRACING_TWEEN
 from pyramid_deferred.tween import DEFERRED_TASK_TWEEN
 
 TRACER_NAME = "pyramid_deferred"
