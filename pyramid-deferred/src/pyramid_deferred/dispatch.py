@@ -58,8 +58,12 @@ class BatchDispatcher:
         if batch is None or batch.decided or batch.scheduled:
             return
         response, batch.response = batch.response, None  # the body will hold the batch: no cycle
+        if response is None and not batch.request_failed:
+            # No tween saw this request (a script's closer(), a DummyRequest's finished callbacks):
+            # it is over, nobody waits for a body, its tasks run now.
+            batch.run_once(Trigger.FINISHED_CALLBACK)
+            return
         if response is None:  # an exception escaped Pyramid: there is no body to wrap
-            batch.request_failed = True
             if not batch.runner.enabled or not batch.runner.has_tasks():
                 batch.run_once(Trigger.FINISHED_CALLBACK)
             else:

@@ -235,6 +235,30 @@ def set_spill_over(hook: DeferredTaskHook, spill_over: SpillOver | None,
     hook.spill_over = spill_over
 
 
+class RequestRunner:
+    """``request.deferred_task``, as a request extension (``config.add_request_method``): Pyramid
+    binds it to every request it applies its extensions to, and binding gives the request a new
+    runner. So the router's requests have one, and so do those that never pass through the
+    tweens: ``pyramid.scripting.prepare()``/``bootstrap()`` (scripts, pshell), and a
+    ``DummyRequest`` given to ``pyramid.request.apply_request_extensions``. Their tasks run when
+    their finished callbacks are processed (a script's ``closer()``; see docs/testing.md).
+
+    A method extension, not a property: Pyramid builds a request subclass per request for a
+    property (~15 µs), while a method is one ``__get__`` and one attribute."""
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+        self._new_runner: Callable[[], DeferredTaskRunner] | None = None
+
+    def __get__(self, request: Any, owner: type | None = None) -> DeferredTaskRunner:
+        new_runner = self._new_runner
+        if new_runner is None:
+            self._new_runner = new_runner = get_hook(self.registry).new_runner
+        runner = new_runner()
+        runner.owner = request  # what its first defer() attaches to (the tween lets go of it)
+        return runner
+
+
 def get_hook(registry: Registry) -> DeferredTaskHook:
     """The app's hook; raises if the app did not ``config.include("pyramid_deferred")``."""
     hook: DeferredTaskHook | None = getattr(registry, HOOK_ATTR, None)

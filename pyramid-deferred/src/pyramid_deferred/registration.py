@@ -9,7 +9,14 @@ from pyramid.tweens import EXCVIEW, INGRESS
 from pyramid_deferred import uwsgi as uwsgi_trigger
 from pyramid_deferred.durable import ServiceCheck, SpillOver
 from pyramid_deferred.durable.outbox import Outbox
-from pyramid_deferred.hook import HOOK_ATTR, DeferredTaskHook, RunnerFactory, get_hook, set_spill_over
+from pyramid_deferred.hook import (
+    HOOK_ATTR,
+    DeferredTaskHook,
+    RequestRunner,
+    RunnerFactory,
+    get_hook,
+    set_spill_over,
+)
 from pyramid_deferred.lifecycle import install_shutdown
 from pyramid_deferred.observers import add_deferred_task_observer
 from pyramid_deferred.settings import DeferredTaskSettings, load_deferred_task_settings
@@ -91,6 +98,9 @@ def include(config: Configurator) -> None:
     # their response); no subscriber: any subscriber makes Pyramid notify four events per request.
     config.add_tween(DEFERRED_TASK_TWEEN, under=INGRESS, over=(TM_TWEEN, EXCVIEW))
     registry = config.registry
+    # Every request Pyramid applies its extensions to gets its runner: the router's, a script's
+    # (prepare, bootstrap, pshell), a DummyRequest given to apply_request_extensions.
+    config.add_request_method(RequestRunner(registry), "deferred_task")
 
     def register() -> None:
         settings = load_deferred_task_settings(registry.settings)

@@ -22,6 +22,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pyramid_deferred.batch import BATCH_ATTR, Trigger
 from pyramid_deferred.core.durable import ServiceDown, durable_function
 from pyramid_deferred.core.log import LOGGER_NAME
 from pyramid_deferred.core.report import RunReport
@@ -31,6 +32,7 @@ from pyramid_deferred.durable.message import MessageCodec, SealedMessage, Spille
 from pyramid_deferred.durable.outbox import OutboxUnavailable
 from pyramid_deferred.durable.spill import BrokerUnavailable, Claim
 from pyramid_deferred.hook import override_runner_factory
+from pyramid_deferred.scope import NoRunnerError
 
 NOT_WIRED = (
     "no runner was built through it. Was a request made, to an app that includes pyramid_deferred, "
@@ -130,11 +132,16 @@ class CapturedRequest:
         """The hook asked for a run that the capture held back; :meth:`run` has not run it yet."""
         return self.request_failed is not None and self.report is None
 
-    def run(self) -> RunReport | None:
-        """Run the held tasks now, with the request's outcome; None if nothing is held."""
+    def run(self, *, as_committed: bool = False) -> RunReport | None:
+        """Run the held tasks now, with the request's outcome; None if nothing is held.
+
+        ``as_committed``: as if the request had succeeded and its transaction committed, whatever
+        it was: for the functional-test fixture of Pyramid's starter, whose every request shares
+        one doomed transaction (each request counts as failed, its tasks would be discarded)."""
         if not self.held:
             return None
-        self.report = self._runner.run_held(request_failed=bool(self.request_failed))
+        failed = False if as_committed else bool(self.request_failed)
+        self.report = self._runner.run_held(request_failed=failed)
         return self.report
 
     def _snapshot(self, request_failed: bool) -> None:
@@ -230,9 +237,13 @@ class DeferredTaskCapture:
         """Names of the tasks that ran without raising, across every report."""
         return [name for report in self.reports for name in report.executed]
 
-    def run(self) -> list[RunReport]:
-        """Run every held request's tasks, request after request, as the hook would have."""
-        return [report for request in self.requests if (report := request.run()) is not None]
+    def run(self, *, as_committed: bool = False) -> list[RunReport]:
+        """Run every held request's tasks, request after request, as the hook would have (or,
+        ``as_committed``, as if each request had committed: see :meth:`CapturedRequest.run`)."""
+        return [
+            report for request in self.requests
+            if (report := request.run(as_committed=as_committed)) is not None
+        ]
 
     def find(self, name: str) -> list[CapturedTask]:
         return [task for task in self.tasks if task.name == name]
@@ -387,3 +398,31 @@ class MemoryOutbox:
 
     def pending(self) -> int:
         return len(self.entries)
+
+
+def deferred_tasks_of(request: Any) -> tuple[CapturedTask, ...]:
+    """What ``request`` deferred and has not run yet, in run order: for view tests on a
+    ``DummyRequest`` (given the add-on's runner by ``pyramid.request.apply_request_extensions``),
+    or a request of ``pyramid.scripting.prepare()``."""
+    runner = request.__dict__.get("deferred_task")
+    if not isinstance(runner, DeferredTaskRunner):
+        raise NoRunnerError(
+            "this request has no deferred-task runner: a DummyRequest gets one from "
+            "pyramid.request.apply_request_extensions(request), once the add-on is included"
+        )
+    return tuple(CapturedTask.of(task) for task in runner.pending())
+
+
+def run_deferred(request: Any, *, as_committed: bool = True) -> RunReport | None:
+    """Run what ``request`` deferred now, as the server would once its response left; None when it
+    deferred nothing. ``as_committed`` (the default): as if its transaction had committed, even if
+    a test fixture doomed it. Its finished callbacks, processed later, run nothing again."""
+    deferred_tasks_of(request)  # the same clear error without a runner
+    batch = request.__dict__.get(BATCH_ATTR)
+    if batch is None:
+        return None
+    if as_committed:
+        batch.request_failed = False
+        batch.transaction_committed = None
+    report: RunReport | None = batch.run_once(Trigger.DIRECT)
+    return report
